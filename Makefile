@@ -1,0 +1,51 @@
+# espx build, test and benchmark entry points. `make test` is what CI runs.
+GO       ?= go
+PKGS     ?= ./...
+# How long each fuzz target runs in `make test` and in `make fuzz`.
+FUZZTIME_TEST ?= 5s
+FUZZTIME      ?= 2m
+BENCHTIME     ?= 1s
+BENCHCOUNT    ?= 6
+# Fuzz targets as package:FuzzName pairs.
+FUZZ_TARGETS = ./crypto:FuzzOpen
+
+.PHONY: all build test test-go lint deps fuzz fuzz-brief bench clean
+
+all: build
+
+build:
+	$(GO) build $(PKGS)
+
+# test installs what the tests need, lints, runs every test with the race
+# detector, then runs each fuzz target briefly.
+test: deps lint test-go fuzz-brief
+
+deps:
+	@./.ci/deps
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
+
+# The allocation tests run again without -race, which defeats sync.Pool.
+test-go:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -count=1 -run 'Allocs' $(PKGS)
+
+fuzz-brief:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_TEST)
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./crypto ./dataplane
+
+clean:
+	$(GO) clean -testcache
