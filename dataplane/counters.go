@@ -1,0 +1,58 @@
+package dataplane
+
+import "sync/atomic"
+
+// cacheLine is the size of the padding that keeps one worker's counters
+// off another's cache lines.
+const cacheLine = 64
+
+// Counters are one worker's packet counters. Only the owning worker writes
+// them; a collector reads them at any time with Snapshot. The fields are
+// atomics so that those reads are race-free; on amd64 and arm64 an atomic
+// load or a store by the only writer costs the same as a plain one.
+type Counters struct {
+	_ [cacheLine]byte
+
+	EncapPackets atomic.Uint64
+	EncapBytes   atomic.Uint64 // plaintext bytes before encapsulation
+	DecapPackets atomic.Uint64
+	DecapBytes   atomic.Uint64 // plaintext bytes after decapsulation
+	drops        [numDrops]atomic.Uint64
+
+	_ [cacheLine]byte
+}
+
+// add is a single-writer increment: a load and a store, no locked
+// instruction, because only the owning worker writes.
+func add(c *atomic.Uint64, n uint64) { c.Store(c.Load() + n) }
+
+func (c *Counters) drop(d Drop) { add(&c.drops[d], 1) }
+
+// Dropped is the number of packets dropped for reason d.
+func (c *Counters) Dropped(d Drop) uint64 {
+	if d >= numDrops {
+		return 0
+	}
+	return c.drops[d].Load()
+}
+
+// CounterSnapshot is a plain copy of Counters.
+type CounterSnapshot struct {
+	EncapPackets, EncapBytes, DecapPackets, DecapBytes uint64
+	Drops                                              [numDrops]uint64
+}
+
+// Snapshot copies the counters. Each value is exact; together they are
+// a moment's view, not a transaction.
+func (c *Counters) Snapshot() CounterSnapshot {
+	s := CounterSnapshot{
+		EncapPackets: c.EncapPackets.Load(),
+		EncapBytes:   c.EncapBytes.Load(),
+		DecapPackets: c.DecapPackets.Load(),
+		DecapBytes:   c.DecapBytes.Load(),
+	}
+	for i := range c.drops {
+		s.Drops[i] = c.drops[i].Load()
+	}
+	return s
+}
