@@ -143,7 +143,13 @@ func (e *Engine) encap(sa *OutboundSA, f *Frame, seq uint64) (int, Drop) {
 	if in.v6 {
 		nh = protoIPv6
 	}
-	body := max(in.len, sa.tfc)
+	body := in.len
+	if sa.tfc > in.len {
+		// TFC padding is best effort: it never costs a packet, so it
+		// stops where the frame's tailroom does.
+		room := len(f.Buf) - f.Off - sa.esp.ICVLen() - crypto.TrailerLen - (sa.esp.Align() - 1)
+		body = max(in.len, min(sa.tfc, room))
+	}
 	ptLen := ptLenFor(body, sa.esp.Align())
 	pre := sa.tmplLen + 4 + sa.esp.IVLen() // outer IP [UDP] SPI seq IV
 	post := ptLen - in.len + sa.esp.ICVLen()

@@ -85,10 +85,7 @@ func (w *ReplayWindow) Check(lo uint32) (uint64, Drop) {
 	top := w.top.Load()
 	seq := uint64(lo)
 	if w.esn {
-		var ok bool
-		if seq, ok = w.inferESN(top, lo); !ok {
-			return 0, DropTooOld
-		}
+		seq = w.inferESN(top, lo)
 	}
 	if seq == 0 {
 		// RFC 4303 section 3.3.3: the first packet is 1; 0 never comes
@@ -112,22 +109,22 @@ func (w *ReplayWindow) Check(lo uint32) (uint64, Drop) {
 // top of the window, or one more if the low bits fell below the window's
 // bottom (the counter wrapped), or one less if the window straddles a wrap
 // and the packet is from before it.
-func (w *ReplayWindow) inferESN(top uint64, lo uint32) (uint64, bool) {
+func (w *ReplayWindow) inferESN(top uint64, lo uint32) uint64 {
 	tl, th := uint32(top), top>>32
 	bottom := tl - uint32(w.infer) + 1 // wraps when the window straddles 2^32*k
 	if uint64(tl) >= w.infer-1 {
 		if lo >= bottom {
-			return th<<32 | uint64(lo), true
+			return th<<32 | uint64(lo)
 		}
-		return (th+1)<<32 | uint64(lo), true
+		return (th+1)<<32 | uint64(lo)
 	}
-	if lo >= bottom {
-		if th == 0 {
-			return 0, false // before the first sequence number
-		}
-		return (th-1)<<32 | uint64(lo), true
+	if lo >= bottom && th > 0 {
+		return (th-1)<<32 | uint64(lo)
 	}
-	return th<<32 | uint64(lo), true
+	// In the first epoch there is no earlier one to belong to: the
+	// RFC's Th-1 would wrap to 2^32-1 and the packet fail its ICV. Epoch
+	// 0 is the only candidate; the ICV decides as always.
+	return th<<32 | uint64(lo)
 }
 
 // Update marks seq as received after its ICV verified. It repeats the check
