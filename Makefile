@@ -7,7 +7,7 @@ FUZZTIME      ?= 2m
 BENCHTIME     ?= 1s
 BENCHCOUNT    ?= 6
 # Fuzz targets as package:FuzzName pairs.
-FUZZ_TARGETS = ./crypto:FuzzOpen
+FUZZ_TARGETS = ./crypto:FuzzOpen ./dataplane:FuzzDecap ./dataplane:FuzzReplay
 
 .PHONY: all build test test-go lint deps fuzz fuzz-brief bench clean
 

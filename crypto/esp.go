@@ -229,8 +229,20 @@ func (e *ESP) IVLen() int { return e.ivLen }
 func (e *ESP) ICVLen() int { return e.icvLen }
 
 // Align is the multiple that the plaintext (payload, padding, pad length and
-// next header) must be padded to.
+// next header) must be padded to: what a receiver must accept.
 func (e *ESP) Align() int { return e.align }
+
+// PadTo is the multiple a sender should pad the plaintext to. It is a
+// multiple of Align. For the AES and ChaCha20 transforms it is the 16-byte
+// block, which costs at most 12 bytes on the wire and saves much more in
+// the cipher: Go's AES-GCM seals 1408 bytes about a quarter faster than 1400,
+// because a partial last block leaves its bulk code path.
+func (e *ESP) PadTo() int {
+	if e.kind == kindNull {
+		return e.align
+	}
+	return aes.BlockSize
+}
 
 // Overhead is the ESP header, IV and ICV around the padded plaintext.
 func (e *ESP) Overhead() int { return HeaderLen + e.ivLen + e.icvLen }

@@ -1,43 +1,52 @@
 package dataplane
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
-// sum adds b to the one's complement sum acc as 16-bit big-endian words,
-// eight bytes at a time: a 64-bit accumulator with end-around carry folds to
-// the same 16-bit result (RFC 1071 section 2).
+// sum adds b to the one's complement sum acc of big-endian 16-bit words
+// (RFC 1071). The sum of 16-bit words does not depend on the order the
+// words are added in, nor on their byte order if the result is swapped back
+// (RFC 1071 section 2), so b is added as little-endian 64-bit words with
+// carries, four to a loop, and folded and swapped once at the end.
 func sum(b []byte, acc uint64) uint64 {
+	var s, c uint64
+	for len(b) >= 32 {
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[8:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[16:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[24:]), c)
+		b = b[32:]
+	}
 	for len(b) >= 8 {
-		v := binary.BigEndian.Uint64(b)
-		acc += v
-		if acc < v {
-			acc++
-		}
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b), c)
 		b = b[8:]
 	}
-	if len(b) >= 4 {
-		v := uint64(binary.BigEndian.Uint32(b))
-		acc += v
-		if acc < v {
-			acc++
-		}
-		b = b[4:]
+	var tail uint64
+	switch len(b) {
+	case 7:
+		tail = uint64(b[6]) << 48
+		fallthrough
+	case 6:
+		tail |= uint64(binary.LittleEndian.Uint32(b)) | uint64(binary.LittleEndian.Uint16(b[4:]))<<32
+	case 5:
+		tail = uint64(binary.LittleEndian.Uint32(b)) | uint64(b[4])<<32
+	case 4:
+		tail = uint64(binary.LittleEndian.Uint32(b))
+	case 3:
+		tail = uint64(b[2]) << 16
+		fallthrough
+	case 2:
+		tail |= uint64(binary.LittleEndian.Uint16(b))
+	case 1:
+		tail = uint64(b[0])
 	}
-	if len(b) >= 2 {
-		v := uint64(binary.BigEndian.Uint16(b))
-		acc += v
-		if acc < v {
-			acc++
-		}
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		v := uint64(b[0]) << 8
-		acc += v
-		if acc < v {
-			acc++
-		}
-	}
-	return acc
+	s, c = bits.Add64(s, tail, c)
+	s, c = bits.Add64(s, c, 0)
+	s += c
+	le := fold(s)
+	return acc + uint64(bits.ReverseBytes16(le))
 }
 
 // fold reduces a 64-bit one's complement sum to 16 bits.

@@ -22,11 +22,35 @@ type Counters struct {
 	_ [cacheLine]byte
 }
 
-// add is a single-writer increment: a load and a store, no locked
-// instruction, because only the owning worker writes.
+// add is a single-writer increment: only the owning worker writes, so a
+// load and a store suffice where other writers would need a locked add.
 func add(c *atomic.Uint64, n uint64) { c.Store(c.Load() + n) }
 
-func (c *Counters) drop(d Drop) { add(&c.drops[d], 1) }
+// pending is what a worker has counted since it last published to its
+// Counters. It is plain memory: an atomic store is a locked instruction on
+// amd64, too dear for every packet, so the engine publishes once a batch.
+type pending struct {
+	encapPackets, encapBytes, decapPackets, decapBytes uint64
+	drops                                              [numDrops]uint64
+}
+
+// publish adds p to c and clears p.
+func (p *pending) publish(c *Counters) {
+	if p.encapPackets != 0 {
+		add(&c.EncapPackets, p.encapPackets)
+		add(&c.EncapBytes, p.encapBytes)
+	}
+	if p.decapPackets != 0 {
+		add(&c.DecapPackets, p.decapPackets)
+		add(&c.DecapBytes, p.decapBytes)
+	}
+	for d, n := range p.drops {
+		if n != 0 {
+			add(&c.drops[d], n)
+		}
+	}
+	*p = pending{}
+}
 
 // Dropped is the number of packets dropped for reason d.
 func (c *Counters) Dropped(d Drop) uint64 {

@@ -1,6 +1,8 @@
 package dataplane
 
 import (
+	"bytes"
+
 	"github.com/espx/espx/crypto"
 )
 
@@ -109,7 +111,7 @@ func (e *Engine) DecapBatch(sas []*InboundSA, ins []Inbound, frames []Frame, dro
 			}
 			drops[k] = d
 			if d != DropNone {
-				e.C.drop(d)
+				e.drop(d)
 				continue
 			}
 			runPkts++
@@ -123,8 +125,9 @@ func (e *Engine) DecapBatch(sas []*InboundSA, ins []Inbound, frames []Frame, dro
 		bytes += runBytes
 		i = j
 	}
-	add(&e.C.DecapPackets, pkts)
-	add(&e.C.DecapBytes, bytes)
+	e.n.decapPackets += pkts
+	e.n.decapBytes += bytes
+	e.n.publish(e.C)
 	return int(pkts)
 }
 
@@ -140,14 +143,15 @@ func (e *Engine) Decap(sa *InboundSA, f *Frame) Drop {
 		d = e.decap(sa, f, &in)
 	}
 	if d != DropNone {
-		e.C.drop(d)
-		return d
+		e.drop(d)
+	} else {
+		sa.Stats.Packets.Add(1)
+		sa.Stats.Bytes.Add(uint64(f.Len))
+		e.n.decapPackets++
+		e.n.decapBytes += uint64(f.Len)
 	}
-	sa.Stats.Packets.Add(1)
-	sa.Stats.Bytes.Add(uint64(f.Len))
-	add(&e.C.DecapPackets, 1)
-	add(&e.C.DecapBytes, uint64(f.Len))
-	return DropNone
+	e.n.publish(e.C)
+	return d
 }
 
 func (e *Engine) decap(sa *InboundSA, f *Frame, in *Inbound) Drop {
@@ -176,10 +180,8 @@ func (e *Engine) decap(sa *InboundSA, f *Frame, in *Inbound) Drop {
 		return DropPadError
 	}
 	payload := pt[:n-crypto.TrailerLen-padLen]
-	for i, v := range pt[len(payload) : n-crypto.TrailerLen] {
-		if v != byte(i+1) {
-			return DropPadError
-		}
+	if !bytes.Equal(pt[len(payload):n-crypto.TrailerLen], padPattern[:padLen]) {
+		return DropPadError
 	}
 	if nh == protoNone {
 		return DropDummy

@@ -21,7 +21,7 @@ func (e *Engine) EncapBatch(sas []*OutboundSA, frames []Frame, drops []Drop) int
 		if sa == nil {
 			for k := i; k < j; k++ {
 				drops[k] = DropNoState
-				e.C.drop(DropNoState)
+				e.drop(DropNoState)
 			}
 			i = j
 			continue
@@ -31,13 +31,13 @@ func (e *Engine) EncapBatch(sas []*OutboundSA, frames []Frame, drops []Drop) int
 		for k := i; k < j; k++ {
 			if k-i >= got {
 				drops[k] = DropSeqOverflow
-				e.C.drop(DropSeqOverflow)
+				e.drop(DropSeqOverflow)
 				continue
 			}
 			n, d := e.encap(sa, &frames[k], first+uint64(k-i))
 			drops[k] = d
 			if d != DropNone {
-				e.C.drop(d)
+				e.drop(d)
 				continue
 			}
 			runPkts++
@@ -51,8 +51,9 @@ func (e *Engine) EncapBatch(sas []*OutboundSA, frames []Frame, drops []Drop) int
 		bytes += runBytes
 		i = j
 	}
-	add(&e.C.EncapPackets, pkts)
-	add(&e.C.EncapBytes, bytes)
+	e.n.encapPackets += pkts
+	e.n.encapBytes += bytes
+	e.n.publish(e.C)
 	return int(pkts)
 }
 
@@ -60,19 +61,21 @@ func (e *Engine) EncapBatch(sas []*OutboundSA, frames []Frame, drops []Drop) int
 func (e *Engine) Encap(sa *OutboundSA, f *Frame) Drop {
 	first, got := sa.reserve(1)
 	if got == 0 {
-		e.C.drop(DropSeqOverflow)
+		e.drop(DropSeqOverflow)
+		e.n.publish(e.C)
 		return DropSeqOverflow
 	}
 	n, d := e.encap(sa, f, first)
 	if d != DropNone {
-		e.C.drop(d)
-		return d
+		e.drop(d)
+	} else {
+		sa.Stats.Packets.Add(1)
+		sa.Stats.Bytes.Add(uint64(n))
+		e.n.encapPackets++
+		e.n.encapBytes += uint64(n)
 	}
-	sa.Stats.Packets.Add(1)
-	sa.Stats.Bytes.Add(uint64(n))
-	add(&e.C.EncapPackets, 1)
-	add(&e.C.EncapBytes, uint64(n))
-	return DropNone
+	e.n.publish(e.C)
+	return d
 }
 
 // innerInfo is what encapsulation needs to know of the packet it protects.
@@ -115,14 +118,22 @@ func parseInner(data []byte) (innerInfo, Drop) {
 func trailer(t []byte, n, body, align int, nh uint8) int {
 	padLen := (align - (body+crypto.TrailerLen)%align) % align
 	ptLen := body + padLen + crypto.TrailerLen
-	clear(t[n:body])
-	for i := range padLen {
-		t[body+i] = byte(i + 1)
+	if body > n {
+		clear(t[n:body])
 	}
+	copy(t[body:], padPattern[:padLen])
 	t[ptLen-2] = byte(padLen)
 	t[ptLen-1] = nh
 	return ptLen
 }
+
+// padPattern is the padding RFC 4303 section 2.4 defines: 1, 2, 3, ...
+var padPattern = func() (p [255]byte) {
+	for i := range p {
+		p[i] = byte(i + 1)
+	}
+	return p
+}()
 
 // ptLenFor is the plaintext length trailer will produce for a body.
 func ptLenFor(body, align int) int {
@@ -147,10 +158,10 @@ func (e *Engine) encap(sa *OutboundSA, f *Frame, seq uint64) (int, Drop) {
 	if sa.tfc > in.len {
 		// TFC padding is best effort: it never costs a packet, so it
 		// stops where the frame's tailroom does.
-		room := len(f.Buf) - f.Off - sa.esp.ICVLen() - crypto.TrailerLen - (sa.esp.Align() - 1)
+		room := len(f.Buf) - f.Off - sa.esp.ICVLen() - crypto.TrailerLen - (sa.esp.PadTo() - 1)
 		body = max(in.len, min(sa.tfc, room))
 	}
-	ptLen := ptLenFor(body, sa.esp.Align())
+	ptLen := ptLenFor(body, sa.esp.PadTo())
 	pre := sa.tmplLen + 4 + sa.esp.IVLen() // outer IP [UDP] SPI seq IV
 	post := ptLen - in.len + sa.esp.ICVLen()
 	if f.Off < pre || len(f.Buf)-f.Off-in.len < post {
@@ -158,7 +169,7 @@ func (e *Engine) encap(sa *OutboundSA, f *Frame, seq uint64) (int, Drop) {
 	}
 	b := f.Buf
 	start, end := f.Off-pre, f.Off+in.len+post
-	trailer(b[f.Off:], in.len, body, sa.esp.Align(), nh)
+	trailer(b[f.Off:], in.len, body, sa.esp.PadTo(), nh)
 
 	copy(b[start:], sa.tmpl[:sa.tmplLen])
 	putUint32(b[start+sa.tmplLen:], uint32(seq))
@@ -179,13 +190,16 @@ func (e *Engine) encap(sa *OutboundSA, f *Frame, seq uint64) (int, Drop) {
 		h.setTotalLen(total)
 		// RFC 6864: the ID only has to be unique for fragments; the
 		// sequence number makes it so without shared state.
-		putUint16(h[ipv4IDOff:], uint16(seq))
+		id := uint16(seq)
+		putUint16(h[ipv4IDOff:], id)
 		var flags uint16
 		if in.df {
 			flags = ipv4FlagDF
 		}
 		putUint16(h[ipv4FlagsOff:], flags)
-		h.setChecksum()
+		// The template's sum covers every other field.
+		acc := sa.csumBase + uint64(tos) + uint64(total) + uint64(id) + uint64(flags)
+		putUint16(h[ipv4CsumOff:], ^fold(acc))
 	}
 	espOff := start + sa.ipLen
 	if sa.encap {
@@ -226,14 +240,14 @@ func (e *Engine) encapTransport(sa *OutboundSA, f *Frame, in innerInfo, seq uint
 		ins += udpLen
 	}
 	body := in.len - ipLen
-	ptLen := ptLenFor(body, sa.esp.Align())
+	ptLen := ptLenFor(body, sa.esp.PadTo())
 	post := ptLen - body + sa.esp.ICVLen()
 	if f.Off < ins || len(f.Buf)-f.Off-in.len < post {
 		return DropNoRoom
 	}
 	b := f.Buf
 	start, end := f.Off-ins, f.Off+in.len+post
-	trailer(b[f.Off+ipLen:], body, body, sa.esp.Align(), nh)
+	trailer(b[f.Off+ipLen:], body, body, sa.esp.PadTo(), nh)
 	copy(b[start:], b[f.Off:f.Off+ipLen])
 	total := end - start
 	espOff := start + ipLen

@@ -8,7 +8,10 @@ import "github.com/espx/espx/crypto"
 type Engine struct {
 	cs *crypto.Scratch
 	C  *Counters
+	n  pending
 }
+
+func (e *Engine) drop(d Drop) { e.n.drops[d]++ }
 
 // NewEngine returns an engine that counts into c, or into new counters if c
 // is nil.

@@ -379,8 +379,12 @@ func TestDecapDrops(t *testing.T) {
 			return p
 		}, DropTooOld},
 		{"replay", func(t testing.TB, out *OutboundSA) []byte { return sealed(t, out, inner) }, DropReplay},
-		{"bad padding", func(t testing.TB, out *OutboundSA) []byte { return sealedPlain(t, out, []byte{0xaa, 0xbb, 1, 2, 4, 4, 4, 4}) }, DropPadError},
-		{"pad length too long", func(t testing.TB, out *OutboundSA) []byte { return sealedPlain(t, out, []byte{0x45, 0, 1, 2, 3, 4, 200, 4}) }, DropPadError},
+		{"bad padding", func(t testing.TB, out *OutboundSA) []byte {
+			return sealedPlain(t, out, []byte{0xaa, 0xbb, 1, 2, 4, 4, 4, 4})
+		}, DropPadError},
+		{"pad length too long", func(t testing.TB, out *OutboundSA) []byte {
+			return sealedPlain(t, out, []byte{0x45, 0, 1, 2, 3, 4, 200, 4})
+		}, DropPadError},
 		{"dummy", func(t testing.TB, out *OutboundSA) []byte { return sealedPlain(t, out, []byte{1, 2, 0, 59}) }, DropDummy},
 		{"unknown next header", func(t testing.TB, out *OutboundSA) []byte { return sealedPlain(t, out, []byte{1, 2, 0, 6}) }, DropBadNextHeader},
 		{"inner not IPv4", func(t testing.TB, out *OutboundSA) []byte {

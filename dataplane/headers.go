@@ -38,7 +38,6 @@ const (
 
 type ipv4 []byte
 
-func (h ipv4) version() uint8    { return h[0] >> 4 }
 func (h ipv4) headerLen() int    { return int(h[0]&0x0f) * 4 }
 func (h ipv4) tos() uint8        { return h[ipv4TOSOff] }
 func (h ipv4) totalLen() int     { return int(binary.BigEndian.Uint16(h[ipv4LenOff:])) }

@@ -134,7 +134,11 @@ type OutboundSA struct {
 	ipLen   int // 20 or 40
 	// addrSum is the one's complement sum of the outer addresses, for the
 	// IPv6 UDP checksum.
-	addrSum      uint64
+	addrSum uint64
+	// csumBase is the one's complement sum of the IPv4 template, whose
+	// TOS, length, ID, flags and checksum are zero: each packet adds its
+	// own to it.
+	csumBase     uint64
 	sport, dport uint16
 	tfc          int
 	setDSCP      bool
@@ -210,6 +214,7 @@ func (sa *OutboundSA) buildTemplate(c SAConfig) {
 		copy(h[ipv4SrcOff:], s[:])
 		copy(h[ipv4DstOff:], d[:])
 		sa.ipLen = ipv4MinLen
+		sa.csumBase = sum(h[:ipv4MinLen], 0)
 	} else {
 		sa.v6 = true
 		h := ipv6(t)
