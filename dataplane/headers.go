@@ -73,7 +73,6 @@ func (h ipv6) setTrafficClass(tc uint8) {
 }
 func (h ipv6) payloadLen() int     { return int(binary.BigEndian.Uint16(h[ipv6PayLenOff:])) }
 func (h ipv6) setPayloadLen(n int) { binary.BigEndian.PutUint16(h[ipv6PayLenOff:], uint16(n)) }
-func (h ipv6) nextHeader() uint8   { return h[ipv6NextOff] }
 
 // UDP header, RFC 768; UDP-encapsulated ESP, RFC 3948.
 const (
