@@ -58,3 +58,18 @@ func BenchmarkSum(b *testing.B) {
 		})
 	}
 }
+
+// TestTestPacketsAreValid: the UDP packets the tests build carry correct
+// checksums, so that a checksum Encap or Decap broke would show.
+func TestTestPacketsAreValid(t *testing.T) {
+	p := udpPacket(host6a, host6b, 33, 0)
+	u := p[ipv6Len:]
+	acc := sum(p[ipv6SrcOff:ipv6DstOff+16], uint64(len(u))+protoUDP)
+	if fold(sum(u, acc)) != 0xffff || u[udpCsumOff]|u[udpCsumOff+1] == 0 {
+		t.Fatalf("IPv6 UDP checksum %x does not verify", u[udpCsumOff:udpCsumOff+2])
+	}
+	p = udpPacket(host4a, host4b, 33, 0)
+	if fold(sum(p[:ipv4MinLen], 0)) != 0xffff {
+		t.Fatal("IPv4 header checksum does not verify")
+	}
+}

@@ -80,8 +80,9 @@ func udpPacket(src, dst netip.Addr, n int, tos uint8) []byte {
 	s, d := src.As16(), dst.As16()
 	copy(h[ipv6SrcOff:], s[:])
 	copy(h[ipv6DstOff:], d[:])
-	udpChecksum6(append(p, payload...), ipv6Len, sum(p[ipv6SrcOff:ipv6DstOff+16], 0))
-	return append(p, payload...)
+	p = append(p, payload...)
+	udpChecksum6(p, ipv6Len, sum(p[ipv6SrcOff:ipv6DstOff+16], 0))
+	return p
 }
 
 // frameOf puts a packet into a fresh frame with test room around it.
