@@ -30,6 +30,16 @@ func reportPerPacket(b *testing.B) {
 
 var benchSizes = []int{64, 512, 1400}
 
+// rawSizes adds, for the raw baselines, 80 bytes: what a 64-byte packet
+// becomes as ESP plaintext (payload, trailer, padding to the block), so
+// that the cipher's share of the 64-byte figures can be told from ours.
+func rawSizes(name string) []int {
+	if name == "aes128gcm16" {
+		return []int{64, 80, 512, 1400}
+	}
+	return benchSizes
+}
+
 // benchTransforms are the transforms benchmarked, with a raw baseline.
 var benchTransforms = []struct {
 	name string
@@ -186,7 +196,7 @@ func newRaw(b *testing.B, c crypto.Config) rawCipher {
 // rounded down to the block).
 func BenchmarkRawSeal(b *testing.B) {
 	for _, tr := range benchTransforms {
-		for _, n := range benchSizes {
+		for _, n := range rawSizes(tr.name) {
 			b.Run(tr.name+"/"+strconv.Itoa(n), func(b *testing.B) {
 				r := newRaw(b, tr.c)
 				bufs := make([][]byte, benchBatch)
@@ -228,7 +238,7 @@ func (r *rawCipher) seal(buf []byte, n int, nonce, aad, sum []byte, gmac bool) {
 // opening them in place.
 func BenchmarkRawOpen(b *testing.B) {
 	for _, tr := range benchTransforms {
-		for _, n := range benchSizes {
+		for _, n := range rawSizes(tr.name) {
 			b.Run(tr.name+"/"+strconv.Itoa(n), func(b *testing.B) {
 				r := newRaw(b, tr.c)
 				gmac := tr.c.Encr == crypto.ENCR_NULL_AUTH_AES_GMAC
