@@ -430,3 +430,13 @@ func (e *ESP) mac(s *Scratch, m *macState, authed []byte, hi uint32, esn bool) [
 	}
 	return m.mac.Sum(s.sum[:0])[:e.icvLen]
 }
+
+// Format prints a Config without its keys, whatever the verb, so that an SA
+// configuration can be logged: only the transforms and key lengths show.
+func (c Config) Format(f fmt.State, verb rune) {
+	fmt.Fprintf(f, "{%v %d-bit key [redacted]", c.Encr, 8*len(c.EncrKey))
+	if c.Integ != AUTH_NONE || len(c.IntegKey) > 0 {
+		fmt.Fprintf(f, " %v %d-bit key [redacted]", c.Integ, 8*len(c.IntegKey))
+	}
+	fmt.Fprint(f, "}")
+}
