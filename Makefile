@@ -7,7 +7,7 @@ FUZZTIME      ?= 2m
 BENCHTIME     ?= 1s
 BENCHCOUNT    ?= 6
 # Fuzz targets as package:FuzzName pairs.
-FUZZ_TARGETS = ./crypto:FuzzOpen ./dataplane:FuzzDecap ./dataplane:FuzzReplay ./control:FuzzDecode
+FUZZ_TARGETS = ./crypto:FuzzOpen ./crypto:FuzzSKOpen ./dataplane:FuzzDecap ./dataplane:FuzzReplay ./control:FuzzDecode
 
 .PHONY: all build test test-go lint deps fuzz fuzz-brief bench clean
 

@@ -1,6 +1,7 @@
 package crypto
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -23,6 +24,15 @@ func TestConfigNeverPrintsKeys(t *testing.T) {
 					t.Errorf("%s of %T shows key material: %s", verb, v, s)
 				}
 			}
+		}
+	}
+	for _, v := range []any{c, &c, wrapper{"sa", c, &c}} {
+		j, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(j), "MDEyMzQ1") || strings.Contains(string(j), "0123456789abcdef") {
+			t.Errorf("JSON of %T shows key material: %s", v, j)
 		}
 	}
 	if s := fmt.Sprint(c); !strings.Contains(s, "ENCR_AES_CBC") || !strings.Contains(s, "128-bit") {

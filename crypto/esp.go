@@ -9,6 +9,7 @@ import (
 	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"hash"
 	"sync"
@@ -439,4 +440,9 @@ func (c Config) Format(f fmt.State, verb rune) {
 		fmt.Fprintf(f, " %v %d-bit key [redacted]", c.Integ, 8*len(c.IntegKey))
 	}
 	fmt.Fprint(f, "}")
+}
+
+// MarshalJSON keeps keys out of JSON logs as Format keeps them out of text.
+func (c Config) MarshalJSON() ([]byte, error) {
+	return json.Marshal(fmt.Sprint(c))
 }

@@ -28,6 +28,30 @@ const (
 	AUTH_HMAC_SHA2_512_256 IntegID = 14
 )
 
+// PRFID is an IKEv2 pseudorandom function transform ID (IANA "Transform
+// Type 2").
+type PRFID uint16
+
+// Pseudorandom function transform IDs (IANA IKEv2 parameters, Transform
+// Type 2; RFC 4868 section 4).
+const (
+	PRF_HMAC_SHA2_256 PRFID = 5
+	PRF_HMAC_SHA2_384 PRFID = 6
+	PRF_HMAC_SHA2_512 PRFID = 7
+)
+
+// KEID is an IKEv2 Key Exchange Method ID (IANA "Transform Type 4", named
+// "Diffie-Hellman Group" before RFC 9370).
+type KEID uint16
+
+// Key Exchange Method IDs (IANA IKEv2 parameters, Transform Type 4).
+const (
+	MODP_2048  KEID = 14 // RFC 3526 section 3
+	ECP_256    KEID = 19 // RFC 5903
+	ECP_384    KEID = 20 // RFC 5903
+	CURVE25519 KEID = 31 // RFC 8031
+)
+
 func (id EncrID) String() string {
 	switch id {
 	case ENCR_NULL:
@@ -56,6 +80,32 @@ func (id IntegID) String() string {
 		return "AUTH_HMAC_SHA2_512_256"
 	}
 	return fmt.Sprintf("AUTH(%d)", uint16(id))
+}
+
+func (id PRFID) String() string {
+	switch id {
+	case PRF_HMAC_SHA2_256:
+		return "PRF_HMAC_SHA2_256"
+	case PRF_HMAC_SHA2_384:
+		return "PRF_HMAC_SHA2_384"
+	case PRF_HMAC_SHA2_512:
+		return "PRF_HMAC_SHA2_512"
+	}
+	return fmt.Sprintf("PRF(%d)", uint16(id))
+}
+
+func (id KEID) String() string {
+	switch id {
+	case MODP_2048:
+		return "MODP_2048"
+	case ECP_256:
+		return "ECP_256"
+	case ECP_384:
+		return "ECP_384"
+	case CURVE25519:
+		return "CURVE25519"
+	}
+	return fmt.Sprintf("KE(%d)", uint16(id))
 }
 
 // Errors returned by NewESP, wrapped with the details of the transform.
