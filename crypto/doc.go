@@ -43,6 +43,5 @@
 //     and opens in place, checking integrity before it decrypts.
 //
 // [IKEKeys], [ChildKeys], [SK] and the key exchanges hold keys and print
-// (fmt, encoding/json, log/slog) without them. A [Config] redacts its keys
-// under fmt but not under encoding/json.
+// (fmt, encoding/json, log/slog) without them, and so does a [Config].
 package crypto
