@@ -12,7 +12,19 @@
 // ([Message.SK], [DecodePayloads]); [Message.EncodeEncrypted] lays out
 // the other direction through a [Sealer].
 //
-// The exchanges (IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL)
-// come next, one file each, as tasks with build and process steps; each IKE
-// SA is owned by one goroutine at a time.
+// A [Daemon] runs IKE SAs ([IKESA]) for configured peers ([PeerConfig]):
+// IKE_SA_INIT (ike_init.go) negotiates the IKE SA from strongSwan-style
+// proposals ([ParseProposals], [SelectProposal]), retrying with the
+// responder's group after INVALID_KE_PAYLOAD; IKE_AUTH (ike_auth.go)
+// authenticates both ends with a pre-shared key, narrows the traffic
+// selectors (section 2.9) and installs the first child SA through an
+// [Installer], inbound before outbound. Each IKE SA is owned by one
+// goroutine at a time (its mutex, held while a message is processed); the
+// responder answers retransmitted requests from a cache, and a message
+// that fails to decode or authenticate is counted in [Stats] and changes
+// nothing.
+//
+// Not yet here: retransmission timers (the schedule is [Retransmit]),
+// CREATE_CHILD_SA, INFORMATIONAL, NAT traversal, cookies and the DoS
+// limits, and the segmented SA manager.
 package control

@@ -1,0 +1,224 @@
+package control
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+)
+
+// Conn sends IKE datagrams. The daemon's owner reads datagrams from the
+// sockets and hands them to Daemon.Receive.
+type Conn interface {
+	Send(b []byte, from, to netip.AddrPort) error
+}
+
+// Stats count what the daemon dropped, by reason.
+type Stats struct {
+	Malformed      atomic.Uint64 // failed to decode
+	UnknownSA      atomic.Uint64 // no IKE SA for the SPI
+	AuthFailed     atomic.Uint64 // SK integrity or AUTH payload failed
+	Retransmitted  atomic.Uint64 // responses resent for retransmitted requests
+	OutOfOrder     atomic.Uint64 // message IDs not expected
+	NoPeerConfig   atomic.Uint64 // IKE_SA_INIT from an unknown peer
+	NoProposal     atomic.Uint64 // NO_PROPOSAL_CHOSEN sent
+	InvalidKE      atomic.Uint64 // INVALID_KE_PAYLOAD sent
+	TSUnacceptable atomic.Uint64 // TS_UNACCEPTABLE sent
+}
+
+// Daemon runs the IKE SAs of one gateway.
+type Daemon struct {
+	conn  Conn
+	inst  Installer
+	peers []*PeerConfig
+	log   *slog.Logger
+	Stats Stats
+
+	// mu guards sas, the IKE SAs by our SPI; each IKE SA has its own lock
+	// for everything else.
+	mu  sync.Mutex
+	sas map[uint64]*IKESA
+}
+
+// NewDaemon checks the peer configurations and returns a daemon for them.
+func NewDaemon(conn Conn, inst Installer, peers []*PeerConfig, log *slog.Logger) (*Daemon, error) {
+	for _, p := range peers {
+		if p.Retransmit == (Retransmit{}) {
+			p.Retransmit = DefaultRetransmit
+		}
+		if err := p.Check(); err != nil {
+			return nil, err
+		}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Daemon{conn: conn, inst: inst, peers: peers, log: log, sas: map[uint64]*IKESA{}}, nil
+}
+
+// ErrNoPeer: Initiate names no configured peer.
+var ErrNoPeer = errors.New("no such peer")
+
+// Initiate starts an IKE SA with the named peer and returns it; Wait on it
+// for the result.
+func (d *Daemon) Initiate(name string) (*IKESA, error) {
+	var cfg *PeerConfig
+	for _, p := range d.peers {
+		if p.Name == name {
+			cfg = p
+		}
+	}
+	if cfg == nil {
+		return nil, fmt.Errorf("%w %q", ErrNoPeer, name)
+	}
+	sa := d.newSA(cfg, true, newSPI(), 0)
+	sa.mu.Lock()
+	defer sa.mu.Unlock()
+	if err := sa.startInit(); err != nil {
+		sa.fail(err)
+		return sa, err
+	}
+	return sa, nil
+}
+
+func (d *Daemon) newSA(cfg *PeerConfig, initiator bool, spiI, spiR uint64) *IKESA {
+	sa := &IKESA{d: d, cfg: cfg, initiator: initiator, spiI: spiI, spiR: spiR, done: make(chan struct{})}
+	d.mu.Lock()
+	d.sas[sa.ourSPI()] = sa
+	d.mu.Unlock()
+	return sa
+}
+
+func (d *Daemon) lookup(spi uint64) *IKESA {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.sas[spi]
+}
+
+// peerFor finds the configuration of the peer a request comes from.
+func (d *Daemon) peerFor(from, to netip.AddrPort) *PeerConfig {
+	for _, p := range d.peers {
+		if p.Remote.Addr() == from.Addr() && p.Local.Addr() == to.Addr() {
+			return p
+		}
+	}
+	return nil
+}
+
+// Receive processes one IKE datagram that arrived from from at to. A
+// message that cannot be decoded or authenticated is dropped and counted;
+// it changes no state.
+func (d *Daemon) Receive(b []byte, from, to netip.AddrPort) {
+	h, err := DecodeHeader(b)
+	if err != nil {
+		d.Stats.Malformed.Add(1)
+		return
+	}
+	if h.Exchange == IKE_SA_INIT && !h.IsResponse() && h.SPIr == 0 {
+		d.receiveInitRequest(b, h, from, to)
+		return
+	}
+	spi := h.SPIr
+	if !h.FromInitiator() {
+		spi = h.SPIi
+	}
+	sa := d.lookup(spi)
+	if sa == nil {
+		d.Stats.UnknownSA.Add(1)
+		return
+	}
+	sa.mu.Lock()
+	defer sa.mu.Unlock()
+	sa.receive(b, h)
+}
+
+// receiveInitRequest answers an IKE_SA_INIT request, or resends the answer
+// to a retransmitted one.
+func (d *Daemon) receiveInitRequest(b []byte, h Header, from, to netip.AddrPort) {
+	d.mu.Lock()
+	for _, sa := range d.sas {
+		if !sa.initiator && sa.spiI == h.SPIi && sa.cfg.Remote.Addr() == from.Addr() {
+			d.mu.Unlock()
+			sa.mu.Lock()
+			defer sa.mu.Unlock()
+			if sa.lastResp != nil && h.MessageID == 0 {
+				d.Stats.Retransmitted.Add(1)
+				sa.send(sa.lastResp)
+			}
+			return
+		}
+	}
+	d.mu.Unlock()
+	cfg := d.peerFor(from, to)
+	if cfg == nil {
+		d.Stats.NoPeerConfig.Add(1)
+		return
+	}
+	m, err := Decode(b)
+	if err != nil {
+		d.Stats.Malformed.Add(1)
+		return
+	}
+	d.respondInit(cfg, m, b)
+}
+
+func (sa *IKESA) send(b []byte) {
+	if err := sa.d.conn.Send(b, sa.cfg.Local, sa.cfg.Remote); err != nil {
+		sa.d.log.Warn("send", "peer", sa.cfg.Name, "err", err)
+	}
+}
+
+// receive handles a message for an existing SA; sa.mu is held.
+func (sa *IKESA) receive(b []byte, h Header) {
+	if h.IsResponse() {
+		if h.MessageID+1 != sa.nextID {
+			sa.d.Stats.OutOfOrder.Add(1)
+			return
+		}
+		switch {
+		case h.Exchange == IKE_SA_INIT && sa.state == stateInitSent:
+			sa.processInitResponse(b)
+		case h.Exchange == IKE_AUTH && sa.state == stateAuthSent:
+			sa.processAuthResponse(b)
+		default:
+			sa.d.Stats.OutOfOrder.Add(1)
+		}
+		return
+	}
+	switch {
+	case h.MessageID+1 == sa.peerID && sa.lastResp != nil:
+		// A retransmission of the request we last answered.
+		sa.d.Stats.Retransmitted.Add(1)
+		sa.send(sa.lastResp)
+	case h.MessageID != sa.peerID:
+		sa.d.Stats.OutOfOrder.Add(1)
+	case h.Exchange == IKE_AUTH && sa.state == stateInitDone:
+		sa.processAuthRequest(b)
+	default:
+		sa.d.Stats.OutOfOrder.Add(1)
+	}
+}
+
+// open verifies and decrypts the SK payload of b; a failure is counted
+// and the message ignored (section 2.21.2: an unauthenticated message
+// changes nothing).
+func (sa *IKESA) open(b []byte) ([]Payload, bool) {
+	m, err := Decode(b)
+	if err != nil || m.SK == nil {
+		sa.d.Stats.Malformed.Add(1)
+		return nil, false
+	}
+	pt, err := sa.in.Open(append([]byte(nil), b...), m.SK.Offset)
+	if err != nil {
+		sa.d.Stats.AuthFailed.Add(1)
+		return nil, false
+	}
+	ps, err := DecodePayloads(m.SK.First, pt)
+	if err != nil {
+		sa.d.Stats.Malformed.Add(1)
+		return nil, false
+	}
+	return ps, true
+}

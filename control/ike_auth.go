@@ -1,0 +1,225 @@
+package control
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/espx/espx/crypto"
+)
+
+// IKE_AUTH (RFC 7296 section 1.2): prove the identities with the
+// pre-shared key and create the first child SA.
+
+// keyPad is the constant of section 2.15 for shared-key authentication.
+var keyPad = []byte("Key Pad for IKEv2")
+
+// pskAuth is AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"),
+// <SignedOctets>), where the signed octets are the sender's IKE_SA_INIT
+// message, the other side's nonce and prf(SK_p, the sender's ID payload
+// body) (section 2.15).
+func (sa *IKESA) pskAuth(fromInitiator bool, id *ID) []byte {
+	msg, nonce, skp := sa.msg1, sa.nr, sa.keys.SKpi
+	if !fromInitiator {
+		msg, nonce, skp = sa.msg2, sa.ni, sa.keys.SKpr
+	}
+	macedID := sa.prf.Sum(nil, skp, id.appendBody(nil))
+	key := sa.prf.Sum(nil, sa.cfg.PSK, keyPad)
+	defer clear(key)
+	return sa.prf.Sum(nil, key, msg, nonce, macedID)
+}
+
+// sameID compares an identity received with the one configured.
+func sameID(a, b *ID) bool {
+	return a != nil && b != nil && a.IDType == b.IDType && bytes.Equal(a.Data, b.Data)
+}
+
+// startAuth sends the IKE_AUTH request: our identity and proof, and the
+// proposal and traffic selectors of the first child SA.
+func (sa *IKESA) startAuth() error {
+	spi, err := sa.d.inst.AllocSPI()
+	if err != nil {
+		return err
+	}
+	sa.childInSPI = spi
+	idi := &ID{IDType: sa.cfg.LocalID.IDType, Data: sa.cfg.LocalID.Data}
+	props := make([]Proposal, len(sa.cfg.ESP))
+	for i, p := range sa.cfg.ESP {
+		p.SPI = binary.BigEndian.AppendUint32(nil, spi)
+		props[i] = p
+	}
+	inner := []Payload{
+		idi,
+		&ID{Responder: true, IDType: sa.cfg.RemoteID.IDType, Data: sa.cfg.RemoteID.Data},
+		&Auth{Method: AuthPSK, Data: sa.pskAuth(true, idi)},
+		&SA{Proposals: props},
+		&TS{Selectors: sa.cfg.LocalTS},
+		&TS{Responder: true, Selectors: sa.cfg.RemoteTS},
+	}
+	b, err := (&Message{Header: sa.header(IKE_AUTH, false, sa.nextID)}).EncodeEncrypted(inner, sa.out)
+	if err != nil {
+		return err
+	}
+	sa.nextID++
+	sa.state = stateAuthSent
+	sa.send(b)
+	return nil
+}
+
+// processAuthRequest authenticates the initiator, negotiates the child SA,
+// installs it and answers.
+func (sa *IKESA) processAuthRequest(raw []byte) {
+	ps, ok := sa.open(raw)
+	if !ok {
+		return
+	}
+	p, err := collect(ps)
+	if err != nil || p.idi == nil || p.auth == nil {
+		sa.d.Stats.Malformed.Add(1)
+		return
+	}
+	// From here the request is authentic (its ICV verified): answer it,
+	// even if only to refuse.
+	id := sa.peerID
+	sa.peerID++
+	respond := func(inner []Payload) {
+		b, err := (&Message{Header: sa.header(IKE_AUTH, true, id)}).EncodeEncrypted(inner, sa.out)
+		if err != nil {
+			sa.fail(err)
+			return
+		}
+		sa.lastResp = b
+		sa.send(b)
+	}
+	if !sameID(p.idi, sa.cfg.RemoteID) || p.auth.Method != AuthPSK || !hmac.Equal(p.auth.Data, sa.pskAuth(true, p.idi)) {
+		sa.d.Stats.AuthFailed.Add(1)
+		respond([]Payload{&Notify{NotifyType: AUTHENTICATION_FAILED}})
+		sa.fail(fmt.Errorf("%w: initiator %v", ErrAuthFailed, p.idi))
+		return
+	}
+	idr := &ID{Responder: true, IDType: sa.cfg.LocalID.IDType, Data: sa.cfg.LocalID.Data}
+	out := []Payload{idr, &Auth{Method: AuthPSK, Data: sa.pskAuth(false, idr)}}
+
+	// The child SA: a failure here leaves the IKE SA up (section 1.2).
+	childErr := func(n NotifyType) {
+		respond(append(out, &Notify{Protocol: ProtoESP, NotifyType: n}))
+		sa.established()
+	}
+	if p.sa == nil || p.tsi == nil || p.tsr == nil {
+		childErr(NO_PROPOSAL_CHOSEN)
+		return
+	}
+	chosen, ok := SelectProposal(sa.cfg.ESP, p.sa.Proposals)
+	if !ok || len(chosen.SPI) != 4 {
+		sa.d.Stats.NoProposal.Add(1)
+		childErr(NO_PROPOSAL_CHOSEN)
+		return
+	}
+	// TSi are the initiator's side: our remote selectors.
+	tsi, tsr := narrow(p.tsi.Selectors, sa.cfg.RemoteTS), narrow(p.tsr.Selectors, sa.cfg.LocalTS)
+	if len(tsi) == 0 || len(tsr) == 0 {
+		sa.d.Stats.TSUnacceptable.Add(1)
+		childErr(TS_UNACCEPTABLE)
+		return
+	}
+	spi, err := sa.d.inst.AllocSPI()
+	if err != nil {
+		childErr(TEMPORARY_FAILURE)
+		return
+	}
+	sa.childProp, sa.childInSPI, sa.childOutSPI = chosen, spi, binary.BigEndian.Uint32(chosen.SPI)
+	sa.childLTS, sa.childRTS = tsr, tsi
+	if err := sa.installChild(); err != nil {
+		childErr(TEMPORARY_FAILURE)
+		return
+	}
+	chosen.SPI = binary.BigEndian.AppendUint32(nil, spi)
+	respond(append(out,
+		&SA{Proposals: []Proposal{chosen}},
+		&TS{Selectors: tsi},
+		&TS{Responder: true, Selectors: tsr},
+	))
+	sa.established()
+}
+
+// processAuthResponse authenticates the responder and installs the child
+// SA it accepted.
+func (sa *IKESA) processAuthResponse(raw []byte) {
+	ps, ok := sa.open(raw)
+	if !ok {
+		return
+	}
+	if n := findNotify(ps, AUTHENTICATION_FAILED); n != nil {
+		sa.fail(fmt.Errorf("%w: the responder refused our authentication", ErrAuthFailed))
+		return
+	}
+	p, err := collect(ps)
+	if err != nil || p.idr == nil || p.auth == nil {
+		sa.fail(fmt.Errorf("%w: IKE_AUTH response without IDr and AUTH", ErrProtocol))
+		return
+	}
+	if !sameID(p.idr, sa.cfg.RemoteID) || p.auth.Method != AuthPSK || !hmac.Equal(p.auth.Data, sa.pskAuth(false, p.idr)) {
+		sa.d.Stats.AuthFailed.Add(1)
+		sa.fail(fmt.Errorf("%w: responder %v", ErrAuthFailed, p.idr))
+		return
+	}
+	if n := firstErrorNotify(ps); n != nil {
+		// The IKE SA stands; the child SA was refused.
+		sa.established()
+		sa.d.log.Warn("child SA refused", "peer", sa.cfg.Name, "notify", n.NotifyType)
+		return
+	}
+	if p.sa == nil || len(p.sa.Proposals) != 1 || p.tsi == nil || p.tsr == nil {
+		sa.fail(fmt.Errorf("%w: IKE_AUTH response without SA and traffic selectors", ErrProtocol))
+		return
+	}
+	chosen := p.sa.Proposals[0]
+	if !offered(sa.cfg.ESP, chosen) || len(chosen.SPI) != 4 {
+		sa.fail(fmt.Errorf("%w: responder chose %v, which we did not offer", ErrProtocol, chosen))
+		return
+	}
+	if !within(p.tsi.Selectors, sa.cfg.LocalTS) || !within(p.tsr.Selectors, sa.cfg.RemoteTS) {
+		sa.fail(fmt.Errorf("%w: responder widened the traffic selectors", ErrProtocol))
+		return
+	}
+	sa.childProp, sa.childOutSPI = chosen, binary.BigEndian.Uint32(chosen.SPI)
+	sa.childLTS, sa.childRTS = p.tsi.Selectors, p.tsr.Selectors
+	if err := sa.installChild(); err != nil {
+		sa.fail(err)
+		return
+	}
+	sa.established()
+}
+
+// installChild derives the child SA's keys (section 2.17) and installs
+// its inbound direction before its outbound one, so that no packet the
+// peer sends once it has its keys finds us without ours.
+func (sa *IKESA) installChild() error {
+	t, esn, err := espTransform(sa.childProp)
+	if err != nil {
+		return err
+	}
+	keys, err := crypto.DeriveChildKeys(sa.prf, sa.keys.SKd, nil, sa.ni, sa.nr, t)
+	if err != nil {
+		return err
+	}
+	defer keys.Wipe()
+	in, out := keys.InOut(sa.initiator)
+	base := ChildSA{ESN: esn, Local: sa.cfg.Local, Remote: sa.cfg.Remote, LocalTS: sa.childLTS, RemoteTS: sa.childRTS}
+	inSA, outSA := base, base
+	inSA.Inbound, inSA.SPI, inSA.Transform, inSA.ReplayWindow = true, sa.childInSPI, in, sa.cfg.replayWindow()
+	outSA.SPI, outSA.Transform = sa.childOutSPI, out
+	inSA.Transform.EncrKey = append([]byte(nil), in.EncrKey...)
+	inSA.Transform.IntegKey = append([]byte(nil), in.IntegKey...)
+	outSA.Transform.EncrKey = append([]byte(nil), out.EncrKey...)
+	outSA.Transform.IntegKey = append([]byte(nil), out.IntegKey...)
+	if err := sa.d.inst.AddSA(&inSA); err != nil {
+		return err
+	}
+	if err := sa.d.inst.AddSA(&outSA); err != nil {
+		sa.d.inst.DeleteSA(inSA.SPI, true)
+		return err
+	}
+	return nil
+}
