@@ -26,6 +26,7 @@ type Stats struct {
 	NoProposal     atomic.Uint64 // NO_PROPOSAL_CHOSEN sent
 	InvalidKE      atomic.Uint64 // INVALID_KE_PAYLOAD sent
 	TSUnacceptable atomic.Uint64 // TS_UNACCEPTABLE sent
+	Retransmits    atomic.Uint64 // our requests sent again
 }
 
 // Daemon runs the IKE SAs of one gateway.
@@ -34,6 +35,7 @@ type Daemon struct {
 	inst  Installer
 	peers []*PeerConfig
 	log   *slog.Logger
+	clock Clock
 	Stats Stats
 
 	// mu guards sas, the IKE SAs by our SPI; each IKE SA has its own lock
@@ -55,7 +57,7 @@ func NewDaemon(conn Conn, inst Installer, peers []*PeerConfig, log *slog.Logger)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Daemon{conn: conn, inst: inst, peers: peers, log: log, sas: map[uint64]*IKESA{}}, nil
+	return &Daemon{conn: conn, inst: inst, peers: peers, log: log, clock: realClock{}, sas: map[uint64]*IKESA{}}, nil
 }
 
 // ErrNoPeer: Initiate names no configured peer.
@@ -173,7 +175,7 @@ func (sa *IKESA) send(b []byte) {
 // receive handles a message for an existing SA; sa.mu is held.
 func (sa *IKESA) receive(b []byte, h Header) {
 	if h.IsResponse() {
-		if h.MessageID+1 != sa.nextID {
+		if sa.req == nil || h.MessageID != sa.req.id {
 			sa.d.Stats.OutOfOrder.Add(1)
 			return
 		}

@@ -20,7 +20,9 @@ type fakeNet struct {
 	daemons map[netip.Addr]*Daemon
 	q       chan datagram
 	hook    func(d datagram) []datagram
+	onSend  func(d datagram)
 	sent    []datagram
+	busy    int // datagrams taken off the queue and not yet delivered
 }
 
 type datagram struct {
@@ -47,6 +49,9 @@ func newFakeNet(tb testing.TB) *fakeNet {
 					dst.Receive(o.b, o.from, o.to)
 				}
 			}
+			n.mu.Lock()
+			n.busy--
+			n.mu.Unlock()
 		}
 	}()
 	tb.Cleanup(func() { close(n.q); <-done })
@@ -54,7 +59,14 @@ func newFakeNet(tb testing.TB) *fakeNet {
 }
 
 func (n *fakeNet) Send(b []byte, from, to netip.AddrPort) error {
-	n.q <- datagram{append([]byte(nil), b...), from, to}
+	d := datagram{append([]byte(nil), b...), from, to}
+	n.mu.Lock()
+	n.busy++
+	if n.onSend != nil {
+		n.onSend(d)
+	}
+	n.mu.Unlock()
+	n.q <- d
 	return nil
 }
 
@@ -397,3 +409,5 @@ func TestChildKeysMatchDerivation(t *testing.T) {
 		t.Fatal("initiator's outbound key is not the first 36 bytes of KEYMAT")
 	}
 }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

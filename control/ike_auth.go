@@ -61,9 +61,9 @@ func (sa *IKESA) startAuth() error {
 	if err != nil {
 		return err
 	}
-	sa.nextID++
 	sa.state = stateAuthSent
-	sa.send(b)
+	sa.sendRequest(b, sa.nextID)
+	sa.nextID++
 	return nil
 }
 
@@ -150,6 +150,7 @@ func (sa *IKESA) processAuthResponse(raw []byte) {
 	if !ok {
 		return
 	}
+	sa.stopRequest()
 	if n := findNotify(ps, AUTHENTICATION_FAILED); n != nil {
 		sa.fail(fmt.Errorf("%w: the responder refused our authentication", ErrAuthFailed))
 		return

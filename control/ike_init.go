@@ -40,7 +40,7 @@ func (sa *IKESA) startInit() error {
 	m := &Message{Header: sa.header(IKE_SA_INIT, false, 0), Payloads: ps}
 	sa.msg1 = m.Encode()
 	sa.nextID = 1
-	sa.send(sa.msg1)
+	sa.sendRequest(sa.msg1, 0)
 	return nil
 }
 
@@ -124,6 +124,7 @@ func (sa *IKESA) processInitResponse(raw []byte) {
 		sa.d.Stats.Malformed.Add(1)
 		return
 	}
+	sa.stopRequest()
 	if n := findNotify(m.Payloads, COOKIE); n != nil && sa.cookie == nil {
 		sa.cookie = n.Data
 		sa.startInit()

@@ -59,6 +59,7 @@ type IKESA struct {
 	nextID   uint32
 	peerID   uint32
 	lastResp []byte
+	req      *request // our request awaiting its response
 
 	// The child SA negotiated in IKE_AUTH.
 	childProp          Proposal
@@ -113,6 +114,7 @@ func (sa *IKESA) fail(err error) {
 		return
 	}
 	sa.state, sa.err = stateFailed, err
+	sa.stopRequest()
 	close(sa.done)
 	sa.d.log.Warn("IKE SA failed", "peer", sa.cfg.Name, "spi_i", fmt.Sprintf("%016x", sa.spiI), "err", err)
 }
