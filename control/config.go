@@ -24,6 +24,9 @@ type PeerConfig struct {
 	// and -1 disables it.
 	ReplayWindow int
 	Retransmit   Retransmit
+	// ForceEncap pretends a NAT is present so that ESP goes in UDP
+	// whatever the path, as strongSwan's encap=yes does.
+	ForceEncap bool
 }
 
 // DefaultReplayWindow matches the data plane's default.

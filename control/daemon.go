@@ -23,6 +23,7 @@ type Stats struct {
 	Retransmitted  atomic.Uint64 // responses resent for retransmitted requests
 	OutOfOrder     atomic.Uint64 // message IDs not expected
 	NoPeerConfig   atomic.Uint64 // IKE_SA_INIT from an unknown peer
+	NotIKE         atomic.Uint64 // on port 4500 without the non-ESP marker
 	NoProposal     atomic.Uint64 // NO_PROPOSAL_CHOSEN sent
 	InvalidKE      atomic.Uint64 // INVALID_KE_PAYLOAD sent
 	TSUnacceptable atomic.Uint64 // TS_UNACCEPTABLE sent
@@ -86,7 +87,7 @@ func (d *Daemon) Initiate(name string) (*IKESA, error) {
 }
 
 func (d *Daemon) newSA(cfg *PeerConfig, initiator bool, spiI, spiR uint64) *IKESA {
-	sa := &IKESA{d: d, cfg: cfg, initiator: initiator, spiI: spiI, spiR: spiR, done: make(chan struct{})}
+	sa := &IKESA{d: d, cfg: cfg, initiator: initiator, spiI: spiI, spiR: spiR, local: cfg.Local, remote: cfg.Remote, done: make(chan struct{})}
 	d.mu.Lock()
 	d.sas[sa.ourSPI()] = sa
 	d.mu.Unlock()
@@ -113,6 +114,15 @@ func (d *Daemon) peerFor(from, to netip.AddrPort) *PeerConfig {
 // message that cannot be decoded or authenticated is dropped and counted;
 // it changes no state.
 func (d *Daemon) Receive(b []byte, from, to netip.AddrPort) {
+	if to.Port() == PortNATT {
+		// RFC 3948 section 2.2: IKE behind the non-ESP marker; ESP and
+		// NAT keepalives are not the control plane's.
+		if len(b) < nonESPMarkerLen || b[0]|b[1]|b[2]|b[3] != 0 {
+			d.Stats.NotIKE.Add(1)
+			return
+		}
+		b = b[nonESPMarkerLen:]
+	}
 	h, err := DecodeHeader(b)
 	if err != nil {
 		d.Stats.Malformed.Add(1)
@@ -133,7 +143,7 @@ func (d *Daemon) Receive(b []byte, from, to netip.AddrPort) {
 	}
 	sa.mu.Lock()
 	defer sa.mu.Unlock()
-	sa.receive(b, h)
+	sa.receive(b, h, from, to)
 }
 
 // receiveInitRequest answers an IKE_SA_INIT request, or resends the answer
@@ -141,7 +151,7 @@ func (d *Daemon) Receive(b []byte, from, to netip.AddrPort) {
 func (d *Daemon) receiveInitRequest(b []byte, h Header, from, to netip.AddrPort) {
 	d.mu.Lock()
 	for _, sa := range d.sas {
-		if !sa.initiator && sa.spiI == h.SPIi && sa.cfg.Remote.Addr() == from.Addr() {
+		if !sa.initiator && sa.spiI == h.SPIi && sa.remote.Addr() == from.Addr() {
 			d.mu.Unlock()
 			sa.mu.Lock()
 			defer sa.mu.Unlock()
@@ -163,17 +173,20 @@ func (d *Daemon) receiveInitRequest(b []byte, h Header, from, to netip.AddrPort)
 		d.Stats.Malformed.Add(1)
 		return
 	}
-	d.respondInit(cfg, m, b)
+	d.respondInit(cfg, m, b, from, to)
 }
 
 func (sa *IKESA) send(b []byte) {
-	if err := sa.d.conn.Send(b, sa.cfg.Local, sa.cfg.Remote); err != nil {
+	if sa.local.Port() == PortNATT {
+		b = withMarker(b)
+	}
+	if err := sa.d.conn.Send(b, sa.local, sa.remote); err != nil {
 		sa.d.log.Warn("send", "peer", sa.cfg.Name, "err", err)
 	}
 }
 
 // receive handles a message for an existing SA; sa.mu is held.
-func (sa *IKESA) receive(b []byte, h Header) {
+func (sa *IKESA) receive(b []byte, h Header, from, to netip.AddrPort) {
 	if h.IsResponse() {
 		if sa.req == nil || h.MessageID != sa.req.id {
 			sa.d.Stats.OutOfOrder.Add(1)
@@ -197,7 +210,7 @@ func (sa *IKESA) receive(b []byte, h Header) {
 	case h.MessageID != sa.peerID:
 		sa.d.Stats.OutOfOrder.Add(1)
 	case h.Exchange == IKE_AUTH && sa.state == stateInitDone:
-		sa.processAuthRequest(b)
+		sa.processAuthRequest(b, from, to)
 	default:
 		sa.d.Stats.OutOfOrder.Add(1)
 	}

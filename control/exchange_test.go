@@ -2,6 +2,7 @@ package control
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"sync"
@@ -237,7 +238,8 @@ func checkChildPair(t *testing.T, p *peers) {
 func sendThrough(t *testing.T, out, in *ChildSA) {
 	t.Helper()
 	mk := func(c *ChildSA) dataplane.SAConfig {
-		return dataplane.SAConfig{SPI: c.SPI, Transform: c.Transform, ESN: c.ESN, Src: c.Local.Addr(), Dst: c.Remote.Addr(), ReplayWindow: c.ReplayWindow}
+		return dataplane.SAConfig{SPI: c.SPI, Transform: c.Transform, ESN: c.ESN, Src: c.Local.Addr(), Dst: c.Remote.Addr(),
+			Encap: c.Encap, SrcPort: c.Local.Port(), DstPort: c.Remote.Port(), ReplayWindow: c.ReplayWindow}
 	}
 	o, err := dataplane.NewOutboundSA(mk(out))
 	if err != nil {
@@ -254,6 +256,11 @@ func sendThrough(t *testing.T, out, in *ChildSA) {
 	e := dataplane.NewEngine(nil)
 	if d := e.Encap(o, &f); d != dataplane.DropNone {
 		t.Fatalf("encap: %v", d)
+	}
+	if out.Encap && out.Remote.Port() != PortNATT {
+		// The receiver's NAT maps its public port back to 4500 (IPv4:
+		// the UDP checksum is zero and needs no update).
+		binary.BigEndian.PutUint16(f.Data()[20+2:], PortNATT)
 	}
 	if d := e.Decap(i, &f); d != dataplane.DropNone {
 		t.Fatalf("decap with the peer's SA: %v", d)

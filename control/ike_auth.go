@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 
 	"github.com/espx/espx/crypto"
 )
@@ -69,10 +70,15 @@ func (sa *IKESA) startAuth() error {
 
 // processAuthRequest authenticates the initiator, negotiates the child SA,
 // installs it and answers.
-func (sa *IKESA) processAuthRequest(raw []byte) {
+func (sa *IKESA) processAuthRequest(raw []byte, from, to netip.AddrPort) {
 	ps, ok := sa.open(raw)
 	if !ok {
 		return
+	}
+	// Authentic: follow the peer to where it now sends from (section
+	// 2.23), normally port 4500 behind its NAT.
+	if sa.behindNAT() {
+		sa.local, sa.remote = to, from
 	}
 	p, err := collect(ps)
 	if err != nil || p.idi == nil || p.auth == nil {
@@ -207,7 +213,7 @@ func (sa *IKESA) installChild() error {
 	}
 	defer keys.Wipe()
 	in, out := keys.InOut(sa.initiator)
-	base := ChildSA{ESN: esn, Local: sa.cfg.Local, Remote: sa.cfg.Remote, LocalTS: sa.childLTS, RemoteTS: sa.childRTS}
+	base := ChildSA{ESN: esn, Local: sa.local, Remote: sa.remote, Encap: sa.behindNAT(), LocalTS: sa.childLTS, RemoteTS: sa.childRTS}
 	inSA, outSA := base, base
 	inSA.Inbound, inSA.SPI, inSA.Transform, inSA.ReplayWindow = true, sa.childInSPI, in, sa.cfg.replayWindow()
 	outSA.SPI, outSA.Transform = sa.childOutSPI, out

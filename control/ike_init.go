@@ -3,6 +3,7 @@ package control
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 
 	"github.com/espx/espx/crypto"
 )
@@ -34,8 +35,8 @@ func (sa *IKESA) startInit() error {
 		&SA{Proposals: sa.cfg.IKE},
 		&KE{Group: uint16(sa.keID), Data: ke.Public()},
 		&Nonce{Data: sa.ni},
-		&Notify{NotifyType: NAT_DETECTION_SOURCE_IP, Data: natDetection(sa.spiI, 0, sa.cfg.Local)},
-		&Notify{NotifyType: NAT_DETECTION_DESTINATION_IP, Data: natDetection(sa.spiI, 0, sa.cfg.Remote)},
+		&Notify{NotifyType: NAT_DETECTION_SOURCE_IP, Data: sa.natSourceHash(0)},
+		&Notify{NotifyType: NAT_DETECTION_DESTINATION_IP, Data: natDetection(sa.spiI, 0, sa.remote)},
 	)
 	m := &Message{Header: sa.header(IKE_SA_INIT, false, 0), Payloads: ps}
 	sa.msg1 = m.Encode()
@@ -45,7 +46,7 @@ func (sa *IKESA) startInit() error {
 }
 
 // respondInit answers an IKE_SA_INIT request from a configured peer.
-func (d *Daemon) respondInit(cfg *PeerConfig, m *Message, raw []byte) {
+func (d *Daemon) respondInit(cfg *PeerConfig, m *Message, raw []byte, from, to netip.AddrPort) {
 	p, err := collect(m.Payloads)
 	if err != nil || p.sa == nil || p.ke == nil || p.nonce == nil {
 		d.Stats.Malformed.Add(1)
@@ -54,7 +55,7 @@ func (d *Daemon) respondInit(cfg *PeerConfig, m *Message, raw []byte) {
 	reply := func(n *Notify) {
 		// An error answer creates no state (section 2.6's spirit).
 		h := Header{SPIi: m.SPIi, Exchange: IKE_SA_INIT, Flags: FlagResponse}
-		d.conn.Send((&Message{Header: h, Payloads: []Payload{n}}).Encode(), cfg.Local, cfg.Remote)
+		d.conn.Send((&Message{Header: h, Payloads: []Payload{n}}).Encode(), to, from)
 	}
 	chosen, ok := SelectProposal(cfg.IKE, p.sa.Proposals)
 	if !ok {
@@ -96,6 +97,8 @@ func (d *Daemon) respondInit(cfg *PeerConfig, m *Message, raw []byte) {
 	sa := d.newSA(cfg, false, m.SPIi, newSPI())
 	sa.mu.Lock()
 	defer sa.mu.Unlock()
+	sa.local, sa.remote = to, from
+	sa.detectNAT(m.Payloads, 0, from, to)
 	sa.suite, sa.keID, sa.prf, sa.ke = suite, keID, prf, ke
 	sa.ni, sa.nr = p.nonce.Data, newNonce()
 	sa.msg1 = append([]byte(nil), raw...)
@@ -107,8 +110,8 @@ func (d *Daemon) respondInit(cfg *PeerConfig, m *Message, raw []byte) {
 		&SA{Proposals: []Proposal{chosen}},
 		&KE{Group: uint16(keID), Data: ke.Public()},
 		&Nonce{Data: sa.nr},
-		&Notify{NotifyType: NAT_DETECTION_SOURCE_IP, Data: natDetection(sa.spiI, sa.spiR, cfg.Local)},
-		&Notify{NotifyType: NAT_DETECTION_DESTINATION_IP, Data: natDetection(sa.spiI, sa.spiR, cfg.Remote)},
+		&Notify{NotifyType: NAT_DETECTION_SOURCE_IP, Data: sa.natSourceHash(sa.spiR)},
+		&Notify{NotifyType: NAT_DETECTION_DESTINATION_IP, Data: natDetection(sa.spiI, sa.spiR, sa.remote)},
 	}}
 	sa.msg2 = resp.Encode()
 	sa.lastResp, sa.peerID, sa.state = sa.msg2, 1, stateInitDone
@@ -176,6 +179,10 @@ func (sa *IKESA) processInitResponse(raw []byte) {
 	}
 	sa.suite, sa.nr, sa.spiR = suite, p.nonce.Data, m.SPIr
 	sa.msg2 = append([]byte(nil), raw...)
+	sa.detectNAT(m.Payloads, sa.spiR, sa.remote, sa.local)
+	if sa.behindNAT() {
+		sa.float()
+	}
 	if err := sa.deriveKeys(gir); err != nil {
 		sa.fail(err)
 		return

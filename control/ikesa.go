@@ -40,6 +40,14 @@ type IKESA struct {
 	state     saState
 	err       error
 
+	// local and remote are the IKE endpoints now in use: the configured
+	// ones, moved to port 4500 and to the peer's NAT mapping as NAT
+	// traversal requires.
+	local, remote netip.AddrPort
+	// natLocal: we are behind a NAT (or pretend to be); natRemote: the
+	// peer is.
+	natLocal, natRemote bool
+
 	prf    crypto.PRF
 	suite  crypto.IKESuite
 	keys   *crypto.IKEKeys
