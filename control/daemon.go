@@ -94,6 +94,15 @@ func (d *Daemon) newSA(cfg *PeerConfig, initiator bool, spiI, spiR uint64) *IKES
 	return sa
 }
 
+// remove forgets an IKE SA.
+func (d *Daemon) remove(sa *IKESA) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.sas[sa.ourSPI()] == sa {
+		delete(d.sas, sa.ourSPI())
+	}
+}
+
 func (d *Daemon) lookup(spi uint64) *IKESA {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -211,6 +220,8 @@ func (sa *IKESA) receive(b []byte, h Header, from, to netip.AddrPort) {
 		sa.d.Stats.OutOfOrder.Add(1)
 	case h.Exchange == IKE_AUTH && sa.state == stateInitDone:
 		sa.processAuthRequest(b, from, to)
+	case h.Exchange == INFORMATIONAL && sa.state == stateEstablished:
+		sa.processInformational(b)
 	default:
 		sa.d.Stats.OutOfOrder.Add(1)
 	}

@@ -47,7 +47,7 @@ func (sa *IKESA) startAuth() error {
 	idi := &ID{IDType: sa.cfg.LocalID.IDType, Data: sa.cfg.LocalID.Data}
 	props := make([]Proposal, len(sa.cfg.ESP))
 	for i, p := range sa.cfg.ESP {
-		p.SPI = binary.BigEndian.AppendUint32(nil, spi)
+		p.SPI = spiBytes(spi)
 		props[i] = p
 	}
 	inner := []Payload{
@@ -140,7 +140,7 @@ func (sa *IKESA) processAuthRequest(raw []byte, from, to netip.AddrPort) {
 		childErr(TEMPORARY_FAILURE)
 		return
 	}
-	chosen.SPI = binary.BigEndian.AppendUint32(nil, spi)
+	chosen.SPI = spiBytes(spi)
 	respond(append(out,
 		&SA{Proposals: []Proposal{chosen}},
 		&TS{Selectors: tsi},
