@@ -15,16 +15,25 @@
 // A [Daemon] runs IKE SAs ([IKESA]) for configured peers ([PeerConfig]):
 // IKE_SA_INIT (ike_init.go) negotiates the IKE SA from strongSwan-style
 // proposals ([ParseProposals], [SelectProposal]), retrying with the
-// responder's group after INVALID_KE_PAYLOAD; IKE_AUTH (ike_auth.go)
-// authenticates both ends with a pre-shared key, narrows the traffic
-// selectors (section 2.9) and installs the first child SA through an
-// [Installer], inbound before outbound. Each IKE SA is owned by one
-// goroutine at a time (its mutex, held while a message is processed); the
-// responder answers retransmitted requests from a cache, and a message
-// that fails to decode or authenticate is counted in [Stats] and changes
-// nothing.
+// responder's group after INVALID_KE_PAYLOAD, and detects NATs (natt.go):
+// behind one, or when [PeerConfig.ForceEncap] pretends so as strongSwan's
+// libipsec does, IKE floats to port 4500 behind the non-ESP marker and child
+// SAs encapsulate ESP in UDP. IKE_AUTH (ike_auth.go) authenticates both ends
+// with a pre-shared key, narrows the traffic selectors (section 2.9) and
+// installs the first child SA through an [Installer], inbound before
+// outbound. As responder, INFORMATIONAL (informational.go) answers liveness
+// checks and deletes. The initiator retransmits on the operator's schedule
+// ([Retransmit], driven by a [Clock]); the responder answers retransmitted
+// requests from a cache. Each IKE SA is owned by one goroutine at a time
+// (its mutex, held while a message or a timer is processed). A message that
+// fails to decode or authenticate is counted in [Stats] and changes nothing.
+// [UDPTransport] carries the messages on real sockets.
 //
-// Not yet here: retransmission timers (the schedule is [Retransmit]),
-// CREATE_CHILD_SA, INFORMATIONAL, NAT traversal, cookies and the DoS
-// limits, and the segmented SA manager.
+// It interoperates with strongSwan 5.9.8 (strongswan_test.go runs charon in
+// a network namespace): espx as initiator and responder, AES-GCM and
+// AES-CBC+HMAC child SAs whose keys match those charon derives.
+//
+// Not yet here: CREATE_CHILD_SA (new child SAs, rekeying of child and IKE
+// SAs), our own deletes and liveness checks, cookies and the DoS limits, and
+// a segmented SA manager.
 package control
