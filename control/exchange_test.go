@@ -411,7 +411,7 @@ func TestChildKeysMatchDerivation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	outSA := p.instA.sas[sa.childOutSPI]
+	outSA := p.instA.sas[sa.children[0].outSPI]
 	if !bytes.Equal(outSA.Transform.EncrKey, km[:36]) || outSA.Transform.Encr != crypto.ENCR_AES_GCM_16 {
 		t.Fatal("initiator's outbound key is not the first 36 bytes of KEYMAT")
 	}

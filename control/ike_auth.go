@@ -43,7 +43,7 @@ func (sa *IKESA) startAuth() error {
 	if err != nil {
 		return err
 	}
-	sa.childInSPI = spi
+	sa.pendingInSPI = spi
 	idi := &ID{IDType: sa.cfg.LocalID.IDType, Data: sa.cfg.LocalID.Data}
 	props := make([]Proposal, len(sa.cfg.ESP))
 	for i, p := range sa.cfg.ESP {
@@ -134,9 +134,8 @@ func (sa *IKESA) processAuthRequest(raw []byte, from, to netip.AddrPort) {
 		childErr(TEMPORARY_FAILURE)
 		return
 	}
-	sa.childProp, sa.childInSPI, sa.childOutSPI = chosen, spi, binary.BigEndian.Uint32(chosen.SPI)
-	sa.childLTS, sa.childRTS = tsr, tsi
-	if err := sa.installChild(); err != nil {
+	c := &child{prop: chosen, inSPI: spi, outSPI: binary.BigEndian.Uint32(chosen.SPI), lts: tsr, rts: tsi}
+	if err := sa.installChild(c, nil, sa.ni, sa.nr); err != nil {
 		childErr(TEMPORARY_FAILURE)
 		return
 	}
@@ -190,33 +189,33 @@ func (sa *IKESA) processAuthResponse(raw []byte) {
 		sa.fail(fmt.Errorf("%w: responder widened the traffic selectors", ErrProtocol))
 		return
 	}
-	sa.childProp, sa.childOutSPI = chosen, binary.BigEndian.Uint32(chosen.SPI)
-	sa.childLTS, sa.childRTS = p.tsi.Selectors, p.tsr.Selectors
-	if err := sa.installChild(); err != nil {
+	c := &child{prop: chosen, inSPI: sa.pendingInSPI, outSPI: binary.BigEndian.Uint32(chosen.SPI), lts: p.tsi.Selectors, rts: p.tsr.Selectors}
+	if err := sa.installChild(c, nil, sa.ni, sa.nr); err != nil {
 		sa.fail(err)
 		return
 	}
 	sa.established()
 }
 
-// installChild derives the child SA's keys (section 2.17) and installs
-// its inbound direction before its outbound one, so that no packet the
-// peer sends once it has its keys finds us without ours.
-func (sa *IKESA) installChild() error {
-	t, esn, err := espTransform(sa.childProp)
+// installChild derives a child SA's keys, KEYMAT = prf+(SK_d, [g^ir |]
+// Ni | Nr) with the nonces of the exchange that created it (section 2.17),
+// and installs its inbound direction before its outbound one, so that no
+// packet the peer sends once it has its keys finds us without ours.
+func (sa *IKESA) installChild(c *child, gir, ni, nr []byte) error {
+	t, esn, err := espTransform(c.prop)
 	if err != nil {
 		return err
 	}
-	keys, err := crypto.DeriveChildKeys(sa.prf, sa.keys.SKd, nil, sa.ni, sa.nr, t)
+	keys, err := crypto.DeriveChildKeys(sa.prf, sa.keys.SKd, gir, ni, nr, t)
 	if err != nil {
 		return err
 	}
 	defer keys.Wipe()
 	in, out := keys.InOut(sa.initiator)
-	base := ChildSA{ESN: esn, Local: sa.local, Remote: sa.remote, Encap: sa.behindNAT(), LocalTS: sa.childLTS, RemoteTS: sa.childRTS}
+	base := ChildSA{ESN: esn, Local: sa.local, Remote: sa.remote, Encap: sa.behindNAT(), LocalTS: c.lts, RemoteTS: c.rts}
 	inSA, outSA := base, base
-	inSA.Inbound, inSA.SPI, inSA.Transform, inSA.ReplayWindow = true, sa.childInSPI, in, sa.cfg.replayWindow()
-	outSA.SPI, outSA.Transform = sa.childOutSPI, out
+	inSA.Inbound, inSA.SPI, inSA.Transform, inSA.ReplayWindow = true, c.inSPI, in, sa.cfg.replayWindow()
+	outSA.SPI, outSA.Transform = c.outSPI, out
 	inSA.Transform.EncrKey = append([]byte(nil), in.EncrKey...)
 	inSA.Transform.IntegKey = append([]byte(nil), in.IntegKey...)
 	outSA.Transform.EncrKey = append([]byte(nil), out.EncrKey...)
@@ -228,5 +227,8 @@ func (sa *IKESA) installChild() error {
 		sa.d.inst.DeleteSA(inSA.SPI, true)
 		return err
 	}
+	sa.children = append(sa.children, c)
+	sa.d.log.Info("child SA installed", "peer", sa.cfg.Name, "esp", c.prop.String(),
+		"spi_in", fmt.Sprintf("%08x", c.inSPI), "spi_out", fmt.Sprintf("%08x", c.outSPI))
 	return nil
 }

@@ -69,11 +69,11 @@ type IKESA struct {
 	lastResp []byte
 	req      *request // our request awaiting its response
 
-	// The child SA negotiated in IKE_AUTH.
-	childProp          Proposal
-	childInSPI         uint32
-	childOutSPI        uint32
-	childLTS, childRTS []TrafficSelector
+	// children are the child SAs this IKE SA negotiated and installed.
+	children []*child
+	// pendingInSPI is the inbound SPI we offered in a request not yet
+	// answered.
+	pendingInSPI uint32
 
 	done chan struct{} // closed once established or failed
 }
@@ -130,8 +130,14 @@ func (sa *IKESA) fail(err error) {
 func (sa *IKESA) established() {
 	sa.state = stateEstablished
 	close(sa.done)
-	sa.d.log.Info("IKE SA established", "peer", sa.cfg.Name, "ike", sa.suite.String(),
-		"child", sa.childProp.String(), "spi_in", fmt.Sprintf("%08x", sa.childInSPI), "spi_out", fmt.Sprintf("%08x", sa.childOutSPI))
+	sa.d.log.Info("IKE SA established", "peer", sa.cfg.Name, "ike", sa.suite.String(), "children", len(sa.children))
+}
+
+// child is one child SA: both directions.
+type child struct {
+	prop          Proposal
+	inSPI, outSPI uint32
+	lts, rts      []TrafficSelector
 }
 
 // header is the IKE header for a message of ours.

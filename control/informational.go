@@ -32,9 +32,9 @@ func (sa *IKESA) processInformational(raw []byte) {
 			// pair the peer deletes.
 			var ours []uint32
 			for _, spi := range del.SPIs {
-				if spi == sa.childOutSPI && sa.childInSPI != 0 {
-					ours = append(ours, sa.childInSPI)
-					sa.deleteChild()
+				if c := sa.childByOutSPI(spi); c != nil {
+					ours = append(ours, c.inSPI)
+					sa.deleteChild(c)
 				}
 			}
 			if len(ours) > 0 {
@@ -50,22 +50,35 @@ func (sa *IKESA) processInformational(raw []byte) {
 	sa.lastResp = b
 	sa.send(b)
 	if deleteIKE {
-		sa.deleteChild()
+		for len(sa.children) > 0 {
+			sa.deleteChild(sa.children[0])
+		}
 		sa.d.remove(sa)
 		sa.d.log.Info("IKE SA deleted by the peer", "peer", sa.cfg.Name, "spi_i", fmt.Sprintf("%016x", sa.spiI))
 	}
 }
 
-// deleteChild removes the child SA from the data plane, inbound last so
-// that packets in flight still find it.
-func (sa *IKESA) deleteChild() {
-	if sa.childOutSPI != 0 {
-		sa.d.inst.DeleteSA(sa.childOutSPI, false)
+// childByOutSPI finds a child SA by the SPI the peer receives on.
+func (sa *IKESA) childByOutSPI(spi uint32) *child {
+	for _, c := range sa.children {
+		if c.outSPI == spi {
+			return c
+		}
 	}
-	if sa.childInSPI != 0 {
-		sa.d.inst.DeleteSA(sa.childInSPI, true)
+	return nil
+}
+
+// deleteChild removes a child SA from the data plane, inbound last so that
+// packets in flight still find it, and forgets it.
+func (sa *IKESA) deleteChild(c *child) {
+	sa.d.inst.DeleteSA(c.outSPI, false)
+	sa.d.inst.DeleteSA(c.inSPI, true)
+	for i, x := range sa.children {
+		if x == c {
+			sa.children = append(sa.children[:i], sa.children[i+1:]...)
+			break
+		}
 	}
-	sa.childInSPI, sa.childOutSPI = 0, 0
 }
 
 // spiBytes is an ESP SPI as a proposal carries it.
