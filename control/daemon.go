@@ -222,6 +222,8 @@ func (sa *IKESA) receive(b []byte, h Header, from, to netip.AddrPort) {
 		sa.processAuthRequest(b, from, to)
 	case h.Exchange == INFORMATIONAL && sa.state == stateEstablished:
 		sa.processInformational(b)
+	case h.Exchange == CREATE_CHILD_SA && sa.state == stateEstablished:
+		sa.processCreateChild(b)
 	default:
 		sa.d.Stats.OutOfOrder.Add(1)
 	}

@@ -22,7 +22,8 @@
 // with a pre-shared key, narrows the traffic selectors (section 2.9) and
 // installs the first child SA through an [Installer], inbound before
 // outbound. As responder, INFORMATIONAL (informational.go) answers liveness
-// checks and deletes. The initiator retransmits on the operator's schedule
+// checks and deletes, and CREATE_CHILD_SA (child_create.go) creates and
+// rekeys child SAs, with PFS when the proposal names a key exchange. The initiator retransmits on the operator's schedule
 // ([Retransmit], driven by a [Clock]); the responder answers retransmitted
 // requests from a cache. Each IKE SA is owned by one goroutine at a time
 // (its mutex, held while a message or a timer is processed). A message that
@@ -31,9 +32,10 @@
 //
 // It interoperates with strongSwan 5.9.8 (strongswan_test.go runs charon in
 // a network namespace): espx as initiator and responder, AES-GCM and
-// AES-CBC+HMAC child SAs whose keys match those charon derives.
+// AES-CBC+HMAC child SAs whose keys match those charon derives, child SA
+// rekeying started by strongSwan, with and without PFS.
 //
-// Not yet here: CREATE_CHILD_SA (new child SAs, rekeying of child and IKE
-// SAs), our own deletes and liveness checks, cookies and the DoS limits, and
-// a segmented SA manager.
+// Not yet here: starting CREATE_CHILD_SA ourselves, IKE SA rekeying, our own
+// deletes and liveness checks, cookies and the DoS limits, and a segmented
+// SA manager.
 package control

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/espx/espx/crypto"
 )
@@ -116,7 +117,7 @@ func (sa *IKESA) processAuthRequest(raw []byte, from, to netip.AddrPort) {
 		childErr(NO_PROPOSAL_CHOSEN)
 		return
 	}
-	chosen, ok := SelectProposal(sa.cfg.ESP, p.sa.Proposals)
+	chosen, ok := SelectProposal(withoutKE(sa.cfg.ESP), withoutKE(p.sa.Proposals))
 	if !ok || len(chosen.SPI) != 4 {
 		sa.d.Stats.NoProposal.Add(1)
 		childErr(NO_PROPOSAL_CHOSEN)
@@ -181,7 +182,7 @@ func (sa *IKESA) processAuthResponse(raw []byte) {
 		return
 	}
 	chosen := p.sa.Proposals[0]
-	if !offered(sa.cfg.ESP, chosen) || len(chosen.SPI) != 4 {
+	if !offered(withoutKE(sa.cfg.ESP), chosen) || len(chosen.SPI) != 4 {
 		sa.fail(fmt.Errorf("%w: responder chose %v, which we did not offer", ErrProtocol, chosen))
 		return
 	}
@@ -231,4 +232,17 @@ func (sa *IKESA) installChild(c *child, gir, ni, nr []byte) error {
 	sa.d.log.Info("child SA installed", "peer", sa.cfg.Name, "esp", c.prop.String(),
 		"spi_in", fmt.Sprintf("%08x", c.inSPI), "spi_out", fmt.Sprintf("%08x", c.outSPI))
 	return nil
+}
+
+// withoutKE drops the key exchange transforms of child SA proposals: the
+// first child SA takes its keys from IKE_SA_INIT's exchange, so in IKE_AUTH
+// they mean nothing and responders leave them out (RFC 7296 section 1.2);
+// they count again when the child SA is rekeyed.
+func withoutKE(ps []Proposal) []Proposal {
+	out := make([]Proposal, len(ps))
+	for i, p := range ps {
+		p.Transforms = slices.DeleteFunc(slices.Clone(p.Transforms), func(t Transform) bool { return t.Type == TransformKE })
+		out[i] = p
+	}
+	return out
 }

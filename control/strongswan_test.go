@@ -68,6 +68,8 @@ func startCharon(t *testing.T, ns *netnstest.NS, swanctlConf string) *charon {
 	port = 500
 	port_nat_t = 4500
 	install_routes = no
+	# The old SA of a rekeyed child goes after 1 s instead of 5.
+	delete_rekeyed_delay = 1
 	filelog {
 		main {
 			path = %s/charon.log
@@ -249,7 +251,7 @@ func TestStrongSwanInterop(t *testing.T) {
         mode = tunnel
         local_ts = 203.0.113.0/24
         remote_ts = 198.51.100.0/24
-        esp_proposals = aes128gcm16,aes256-sha256
+        esp_proposals = aes128gcm16,aes256-sha256,aes256-sha256-ecp256
         start_action = none
       }
     }
@@ -278,6 +280,8 @@ secrets {
 		{"espx initiates/gcm", "aes128gcm16-prfsha256-x25519", "aes128gcm16"},
 		{"espx initiates/cbc", "aes256-sha256-ecp256", "aes256-sha256"},
 		{"strongSwan initiates/gcm", "aes128gcm16-prfsha256-x25519", "aes128gcm16"},
+		{"espx initiates/rekey by strongSwan", "aes128gcm16-prfsha256-x25519", "aes128gcm16"},
+		{"espx initiates/rekey by strongSwan with PFS", "aes128gcm16-prfsha256-x25519", "aes256-sha256-ecp256"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			inst := newFakeInstaller(0xe5000000)
@@ -322,6 +326,29 @@ secrets {
 					t.Fatalf("strongSwan shows no installed child SA:\n%s", ch.swanctl(t, "--list-sas"))
 				}
 				time.Sleep(100 * time.Millisecond)
+			}
+			if strings.Contains(tc.name, "rekey") {
+				// strongSwan rekeys the child SA (CREATE_CHILD_SA with
+				// REKEY_SA), then deletes the old one; only the new pair
+				// may remain, on both sides.
+				oldIn, oldOut := sIn, sOut
+				logFrom = ch.logSize(t)
+				ch.swanctl(t, "--rekey", "--child", "espx")
+				for i := 0; ; i++ {
+					inst.mu.Lock()
+					n := len(inst.sas)
+					_, oldGone := inst.sas[oldOut]
+					inst.mu.Unlock()
+					var ok bool
+					sIn, sOut, ok = ch.childSPIs(t)
+					if ok && sIn != oldIn && sOut != oldOut && n == 2 && !oldGone {
+						break
+					}
+					if i == 100 {
+						t.Fatalf("rekey: strongSwan %08x/%08x (was %08x/%08x), espx has %d SAs:\n%s", sIn, sOut, oldIn, oldOut, n, ch.swanctl(t, "--list-sas"))
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
 			}
 			inst.mu.Lock()
 			ours := map[uint32]*ChildSA{}
