@@ -7,10 +7,10 @@ import (
 	"github.com/espx/espx/crypto"
 )
 
-// CREATE_CHILD_SA (RFC 7296 section 1.3), as responder: a new child SA, or
-// the rekeying of one (section 1.3.3; the old SA stays until the peer
-// deletes it). Rekeying the IKE SA itself (section 1.3.2) and starting
-// these exchanges ourselves come later.
+// CREATE_CHILD_SA (RFC 7296 section 1.3), as responder: a new child SA, the
+// rekeying of one (section 1.3.3; the old SA stays until the peer deletes
+// it), or the rekeying of the IKE SA itself (sections 1.3.2 and 2.18).
+// Starting these exchanges ourselves comes later.
 
 // processCreateChild answers an authenticated CREATE_CHILD_SA request.
 func (sa *IKESA) processCreateChild(raw []byte) {
@@ -38,10 +38,7 @@ func (sa *IKESA) processCreateChild(raw []byte) {
 		return
 	}
 	if len(p.sa.Proposals) > 0 && p.sa.Proposals[0].Protocol == ProtoIKE {
-		// IKE SA rekeying is not implemented yet: refusing leaves the
-		// peer to retry later or to reauthenticate.
-		sa.d.Stats.NoProposal.Add(1)
-		refuse(NO_PROPOSAL_CHOSEN, nil)
+		sa.rekeyIKE(p, respond, refuse)
 		return
 	}
 	if p.tsi == nil || p.tsr == nil {
@@ -104,7 +101,7 @@ func (sa *IKESA) processCreateChild(raw []byte) {
 	}
 	nr := newNonce()
 	c := &child{prop: chosen, inSPI: spi, outSPI: binary.BigEndian.Uint32(chosen.SPI), lts: tsr, rts: tsi}
-	err = sa.installChild(c, gir, p.nonce.Data, nr)
+	err = sa.installChild(c, gir, p.nonce.Data, nr, false)
 	clear(gir)
 	if err != nil {
 		refuse(TEMPORARY_FAILURE, nil)
@@ -127,4 +124,71 @@ func (sa *IKESA) childBySPI(spi uint32) *child {
 		}
 	}
 	return nil
+}
+
+// rekeyIKE answers a request to rekey this IKE SA: a new IKE SA with new
+// SPIs and keys from SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr), which
+// takes over the child SAs. The peer, which started the rekey, is the
+// original initiator of the new SA (section 2.18); it deletes the old one.
+func (sa *IKESA) rekeyIKE(p payloadsOf, respond func([]Payload), refuse func(NotifyType, []byte)) {
+	chosen, ok := SelectProposal(sa.cfg.IKE, p.sa.Proposals)
+	if !ok || len(chosen.SPI) != 8 {
+		sa.d.Stats.NoProposal.Add(1)
+		refuse(NO_PROPOSAL_CHOSEN, nil)
+		return
+	}
+	suite, keID, err := ikeSuite(chosen)
+	if err != nil {
+		refuse(NO_PROPOSAL_CHOSEN, nil)
+		return
+	}
+	if p.ke == nil || crypto.KEID(p.ke.Group) != keID {
+		sa.d.Stats.InvalidKE.Add(1)
+		refuse(INVALID_KE_PAYLOAD, binary.BigEndian.AppendUint16(nil, uint16(keID)))
+		return
+	}
+	ke, err := crypto.NewKeyExchange(keID)
+	if err != nil {
+		refuse(NO_PROPOSAL_CHOSEN, nil)
+		return
+	}
+	gir, err := ke.SharedSecret(p.ke.Data)
+	if err != nil {
+		refuse(INVALID_SYNTAX, nil)
+		return
+	}
+	prf, err := crypto.NewPRF(suite.PRF)
+	if err != nil || len(p.nonce.Data) < prf.MinNonceLen() {
+		refuse(INVALID_SYNTAX, nil)
+		return
+	}
+	n := &IKESA{
+		d: sa.d, cfg: sa.cfg, spiI: binary.BigEndian.Uint64(chosen.SPI), spiR: newSPI(),
+		local: sa.local, remote: sa.remote, natLocal: sa.natLocal, natRemote: sa.natRemote,
+		prf: prf, suite: suite, keID: keID, ni: p.nonce.Data, nr: newNonce(),
+		done: make(chan struct{}),
+	}
+	skeyseed := crypto.DeriveRekeySKEYSEED(sa.prf, sa.keys.SKd, gir, n.ni, n.nr)
+	clear(gir)
+	keys, err := crypto.DeriveIKEKeys(suite, skeyseed, n.ni, n.nr, n.spiI, n.spiR)
+	clear(skeyseed)
+	if err == nil {
+		n.keys = keys
+		n.out, n.in, err = keys.SKs(false)
+	}
+	if err != nil {
+		refuse(NO_PROPOSAL_CHOSEN, nil)
+		return
+	}
+	chosen.SPI = binary.BigEndian.AppendUint64(nil, n.spiR)
+	// Answer on the old SA before the new one exists for the peer.
+	respond([]Payload{&SA{Proposals: []Proposal{chosen}}, &Nonce{Data: n.nr}, &KE{Group: uint16(keID), Data: ke.Public()}})
+	n.children, sa.children = sa.children, nil
+	n.state = stateEstablished
+	close(n.done)
+	sa.d.mu.Lock()
+	sa.d.sas[n.spiR] = n
+	sa.d.mu.Unlock()
+	sa.d.log.Info("IKE SA rekeyed by the peer", "peer", sa.cfg.Name, "ike", suite.String(),
+		"old_spi_i", fmt.Sprintf("%016x", sa.spiI), "new_spi_i", fmt.Sprintf("%016x", n.spiI))
 }

@@ -23,7 +23,8 @@
 // installs the first child SA through an [Installer], inbound before
 // outbound. As responder, INFORMATIONAL (informational.go) answers liveness
 // checks and deletes, and CREATE_CHILD_SA (child_create.go) creates and
-// rekeys child SAs, with PFS when the proposal names a key exchange. The initiator retransmits on the operator's schedule
+// rekeys child SAs, with PFS when the proposal names a key exchange, and
+// rekeys the IKE SA, which hands its child SAs to its successor. The initiator retransmits on the operator's schedule
 // ([Retransmit], driven by a [Clock]); the responder answers retransmitted
 // requests from a cache. Each IKE SA is owned by one goroutine at a time
 // (its mutex, held while a message or a timer is processed). A message that
@@ -33,9 +34,10 @@
 // It interoperates with strongSwan 5.9.8 (strongswan_test.go runs charon in
 // a network namespace): espx as initiator and responder, AES-GCM and
 // AES-CBC+HMAC child SAs whose keys match those charon derives, child SA
-// rekeying started by strongSwan, with and without PFS.
+// rekeying started by strongSwan, with and without PFS, and IKE SA rekeying
+// followed by a child rekey over the new IKE SA.
 //
-// Not yet here: starting CREATE_CHILD_SA ourselves, IKE SA rekeying, our own
+// Not yet here: starting CREATE_CHILD_SA ourselves (rekeys, lifetimes), our own
 // deletes and liveness checks, cookies and the DoS limits, and a segmented
 // SA manager.
 package control

@@ -136,7 +136,7 @@ func (sa *IKESA) processAuthRequest(raw []byte, from, to netip.AddrPort) {
 		return
 	}
 	c := &child{prop: chosen, inSPI: spi, outSPI: binary.BigEndian.Uint32(chosen.SPI), lts: tsr, rts: tsi}
-	if err := sa.installChild(c, nil, sa.ni, sa.nr); err != nil {
+	if err := sa.installChild(c, nil, sa.ni, sa.nr, false); err != nil {
 		childErr(TEMPORARY_FAILURE)
 		return
 	}
@@ -191,7 +191,7 @@ func (sa *IKESA) processAuthResponse(raw []byte) {
 		return
 	}
 	c := &child{prop: chosen, inSPI: sa.pendingInSPI, outSPI: binary.BigEndian.Uint32(chosen.SPI), lts: p.tsi.Selectors, rts: p.tsr.Selectors}
-	if err := sa.installChild(c, nil, sa.ni, sa.nr); err != nil {
+	if err := sa.installChild(c, nil, sa.ni, sa.nr, true); err != nil {
 		sa.fail(err)
 		return
 	}
@@ -202,7 +202,11 @@ func (sa *IKESA) processAuthResponse(raw []byte) {
 // Ni | Nr) with the nonces of the exchange that created it (section 2.17),
 // and installs its inbound direction before its outbound one, so that no
 // packet the peer sends once it has its keys finds us without ours.
-func (sa *IKESA) installChild(c *child, gir, ni, nr []byte) error {
+// "Initiator" in section 2.17 is the initiator of that exchange, which for
+// a CREATE_CHILD_SA need not be the IKE SA's original initiator:
+// weInitiated says whether we sent its request (as strongSwan's child_create
+// task does it).
+func (sa *IKESA) installChild(c *child, gir, ni, nr []byte, weInitiated bool) error {
 	t, esn, err := espTransform(c.prop)
 	if err != nil {
 		return err
@@ -212,7 +216,7 @@ func (sa *IKESA) installChild(c *child, gir, ni, nr []byte) error {
 		return err
 	}
 	defer keys.Wipe()
-	in, out := keys.InOut(sa.initiator)
+	in, out := keys.InOut(weInitiated)
 	base := ChildSA{ESN: esn, Local: sa.local, Remote: sa.remote, Encap: sa.behindNAT(), LocalTS: c.lts, RemoteTS: c.rts}
 	inSA, outSA := base, base
 	inSA.Inbound, inSA.SPI, inSA.Transform, inSA.ReplayWindow = true, c.inSPI, in, sa.cfg.replayWindow()

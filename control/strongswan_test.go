@@ -282,6 +282,7 @@ secrets {
 		{"strongSwan initiates/gcm", "aes128gcm16-prfsha256-x25519", "aes128gcm16"},
 		{"espx initiates/rekey by strongSwan", "aes128gcm16-prfsha256-x25519", "aes128gcm16"},
 		{"espx initiates/rekey by strongSwan with PFS", "aes128gcm16-prfsha256-x25519", "aes256-sha256-ecp256"},
+		{"espx initiates/IKE rekey then child rekey by strongSwan", "aes256-sha256-ecp256", "aes128gcm16"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			inst := newFakeInstaller(0xe5000000)
@@ -327,6 +328,30 @@ secrets {
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
+			if strings.Contains(tc.name, "IKE rekey") {
+				// The new IKE SA replaces the old one; the child rekey
+				// below then runs over it, which proves its keys.
+				var before uint64
+				d.mu.Lock()
+				for spi := range d.sas {
+					before = spi
+				}
+				d.mu.Unlock()
+				ch.swanctl(t, "--rekey", "--ike", "espx")
+				for i := 0; ; i++ {
+					d.mu.Lock()
+					_, old := d.sas[before]
+					n := len(d.sas)
+					d.mu.Unlock()
+					if !old && n == 1 {
+						break
+					}
+					if i == 100 {
+						t.Fatalf("IKE rekey: espx has %d IKE SAs, old one still there: %v\n%s", n, old, ch.swanctl(t, "--list-sas"))
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
 			if strings.Contains(tc.name, "rekey") {
 				// strongSwan rekeys the child SA (CREATE_CHILD_SA with
 				// REKEY_SA), then deletes the old one; only the new pair
@@ -364,9 +389,12 @@ secrets {
 				t.Errorf("libipsec forces NAT traversal, yet encap %v/%v to %v", in.Encap, out.Encap, out.Remote)
 			}
 			keys := ch.loggedKeys(t, logFrom)
-			// Initiator to responder is "initiator" in charon's log.
+			// charon's "initiator" keys are those from the initiator of
+			// the exchange that made the child SA to its responder: espx
+			// only for an IKE_AUTH espx started; strongSwan started the
+			// rekeys.
 			i2r, r2i := out, in
-			if !initiator {
+			if !initiator || strings.Contains(tc.name, "rekey") {
 				i2r, r2i = in, out
 			}
 			for name, want := range map[string][]byte{
