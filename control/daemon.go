@@ -17,17 +17,21 @@ type Conn interface {
 
 // Stats count what the daemon dropped, by reason.
 type Stats struct {
-	Malformed      atomic.Uint64 // failed to decode
-	UnknownSA      atomic.Uint64 // no IKE SA for the SPI
-	AuthFailed     atomic.Uint64 // SK integrity or AUTH payload failed
-	Retransmitted  atomic.Uint64 // responses resent for retransmitted requests
-	OutOfOrder     atomic.Uint64 // message IDs not expected
-	NoPeerConfig   atomic.Uint64 // IKE_SA_INIT from an unknown peer
-	NotIKE         atomic.Uint64 // on port 4500 without the non-ESP marker
-	NoProposal     atomic.Uint64 // NO_PROPOSAL_CHOSEN sent
-	InvalidKE      atomic.Uint64 // INVALID_KE_PAYLOAD sent
-	TSUnacceptable atomic.Uint64 // TS_UNACCEPTABLE sent
-	Retransmits    atomic.Uint64 // our requests sent again
+	Malformed       atomic.Uint64 // failed to decode
+	UnknownSA       atomic.Uint64 // no IKE SA for the SPI
+	AuthFailed      atomic.Uint64 // SK integrity or AUTH payload failed
+	Retransmitted   atomic.Uint64 // responses resent for retransmitted requests
+	OutOfOrder      atomic.Uint64 // message IDs not expected
+	NoPeerConfig    atomic.Uint64 // IKE_SA_INIT from an unknown peer
+	NotIKE          atomic.Uint64 // on port 4500 without the non-ESP marker
+	NoProposal      atomic.Uint64 // NO_PROPOSAL_CHOSEN sent
+	InvalidKE       atomic.Uint64 // INVALID_KE_PAYLOAD sent
+	TSUnacceptable  atomic.Uint64 // TS_UNACCEPTABLE sent
+	Retransmits     atomic.Uint64 // our requests sent again
+	InitDropped     atomic.Uint64 // IKE_SA_INIT requests refused by a limit
+	CookiesSent     atomic.Uint64 // IKE_SA_INIT requests answered with a cookie
+	BadCookie       atomic.Uint64 // cookies that did not verify
+	HalfOpenExpired atomic.Uint64 // responder IKE SAs that never completed
 }
 
 // Daemon runs the IKE SAs of one gateway.
@@ -39,10 +43,26 @@ type Daemon struct {
 	clock Clock
 	Stats Stats
 
-	// mu guards sas, the IKE SAs by our SPI; each IKE SA has its own lock
-	// for everything else.
+	limits  Limits
+	cookies cookieSecrets
+
+	// mu guards the tables below; each IKE SA has its own lock for
+	// everything else. Lock order: an IKE SA's mu, then the daemon's.
 	mu  sync.Mutex
-	sas map[uint64]*IKESA
+	sas map[uint64]*IKESA // by our SPI
+	// byInit finds responder IKE SAs by the initiator's SPI and address,
+	// for retransmitted IKE_SA_INIT requests.
+	byInit     map[halfOpenKey]*IKESA
+	halfOpen   int
+	halfOpenBy map[netip.Addr]int
+}
+
+// SetLimits sets the denial-of-service limits; zero fields take the
+// defaults.
+func (d *Daemon) SetLimits(l Limits) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.limits = l.withDefaults()
 }
 
 // NewDaemon checks the peer configurations and returns a daemon for them.
@@ -58,7 +78,8 @@ func NewDaemon(conn Conn, inst Installer, peers []*PeerConfig, log *slog.Logger)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Daemon{conn: conn, inst: inst, peers: peers, log: log, clock: realClock{}, sas: map[uint64]*IKESA{}}, nil
+	return &Daemon{conn: conn, inst: inst, peers: peers, log: log, clock: realClock{}, limits: DefaultLimits,
+		sas: map[uint64]*IKESA{}, byInit: map[halfOpenKey]*IKESA{}, halfOpenBy: map[netip.Addr]int{}}, nil
 }
 
 // ErrNoPeer: Initiate names no configured peer.
@@ -101,6 +122,17 @@ func (d *Daemon) remove(sa *IKESA) {
 	if d.sas[sa.ourSPI()] == sa {
 		delete(d.sas, sa.ourSPI())
 	}
+	d.leaveInit(sa)
+}
+
+// leaveInit takes a responder IKE SA out of the half-open tables; d.mu is
+// held.
+func (d *Daemon) leaveInit(sa *IKESA) {
+	k := halfOpenKey{sa.spiI, sa.remote.Addr()}
+	if d.byInit[k] == sa {
+		delete(d.byInit, k)
+	}
+	d.setHalfOpen(sa, false)
 }
 
 func (d *Daemon) lookup(spi uint64) *IKESA {
@@ -159,19 +191,17 @@ func (d *Daemon) Receive(b []byte, from, to netip.AddrPort) {
 // to a retransmitted one.
 func (d *Daemon) receiveInitRequest(b []byte, h Header, from, to netip.AddrPort) {
 	d.mu.Lock()
-	for _, sa := range d.sas {
-		if !sa.initiator && sa.spiI == h.SPIi && sa.remote.Addr() == from.Addr() {
-			d.mu.Unlock()
-			sa.mu.Lock()
-			defer sa.mu.Unlock()
-			if sa.lastResp != nil && h.MessageID == 0 {
-				d.Stats.Retransmitted.Add(1)
-				sa.send(sa.lastResp)
-			}
-			return
-		}
-	}
+	sa := d.byInit[halfOpenKey{h.SPIi, from.Addr()}]
 	d.mu.Unlock()
+	if sa != nil {
+		sa.mu.Lock()
+		defer sa.mu.Unlock()
+		if sa.lastResp != nil && h.MessageID == 0 && sa.state == stateInitDone {
+			d.Stats.Retransmitted.Add(1)
+			sa.send(sa.lastResp)
+		}
+		return
+	}
 	cfg := d.peerFor(from, to)
 	if cfg == nil {
 		d.Stats.NoPeerConfig.Add(1)
@@ -182,7 +212,18 @@ func (d *Daemon) receiveInitRequest(b []byte, h Header, from, to netip.AddrPort)
 		d.Stats.Malformed.Add(1)
 		return
 	}
-	d.respondInit(cfg, m, b, from, to)
+	d.mu.Lock()
+	ok, cookie := d.admitInit(m, from)
+	d.mu.Unlock()
+	if cookie != nil {
+		// Section 2.6: prove the address first; no state is kept.
+		resp := &Message{Header: Header{SPIi: h.SPIi, Exchange: IKE_SA_INIT, Flags: FlagResponse},
+			Payloads: []Payload{&Notify{NotifyType: COOKIE, Data: cookie}}}
+		d.conn.Send(resp.Encode(), to, from)
+	}
+	if ok {
+		d.respondInit(cfg, m, b, from, to)
+	}
 }
 
 func (sa *IKESA) send(b []byte) {

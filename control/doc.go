@@ -26,7 +26,10 @@
 // rekeys child SAs, with PFS when the proposal names a key exchange, and
 // rekeys the IKE SA, which hands its child SAs to its successor. The initiator retransmits on the operator's schedule
 // ([Retransmit], driven by a [Clock]); the responder answers retransmitted
-// requests from a cache. Each IKE SA is owned by one goroutine at a time
+// requests from a cache. IKE_SA_INIT requests pass the operator's
+// denial-of-service limits first ([Limits], dos.go): cookies above a number
+// of half-open SAs (section 2.6), a cap per peer address and overall, an
+// initiator-only mode, and a timeout for half-open SAs. Each IKE SA is owned by one goroutine at a time
 // (its mutex, held while a message or a timer is processed). A message that
 // fails to decode or authenticate is counted in [Stats] and changes nothing.
 // [UDPTransport] carries the messages on real sockets.
@@ -38,6 +41,5 @@
 // followed by a child rekey over the new IKE SA.
 //
 // Not yet here: starting CREATE_CHILD_SA ourselves (rekeys, lifetimes), our own
-// deletes and liveness checks, cookies and the DoS limits, and a segmented
-// SA manager.
+// deletes and liveness checks, and a segmented SA manager.
 package control

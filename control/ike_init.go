@@ -11,6 +11,9 @@ import (
 // IKE_SA_INIT (RFC 7296 section 1.2): negotiate the IKE SA's algorithms,
 // exchange nonces and key exchange values, derive the keys.
 
+// maxCookieTries bounds how often an initiator returns a fresh cookie.
+const maxCookieTries = 3
+
 // startInit sends the IKE_SA_INIT request with our first key exchange
 // method, or the one a previous INVALID_KE_PAYLOAD asked for.
 func (sa *IKESA) startInit() error {
@@ -26,7 +29,12 @@ func (sa *IKESA) startInit() error {
 	if err != nil {
 		return err
 	}
-	sa.ke, sa.ni, sa.state = ke, newNonce(), stateInitSent
+	// A retry after COOKIE or INVALID_KE_PAYLOAD keeps the nonce: the
+	// responder's cookie covers it (section 2.6).
+	if sa.ni == nil {
+		sa.ni = newNonce()
+	}
+	sa.ke, sa.state = ke, stateInitSent
 	var ps []Payload
 	if sa.cookie != nil {
 		ps = append(ps, &Notify{NotifyType: COOKIE, Data: sa.cookie})
@@ -97,6 +105,20 @@ func (d *Daemon) respondInit(cfg *PeerConfig, m *Message, raw []byte, from, to n
 	sa := d.newSA(cfg, false, m.SPIi, newSPI())
 	sa.mu.Lock()
 	defer sa.mu.Unlock()
+	d.mu.Lock()
+	sa.remote = from
+	d.byInit[halfOpenKey{m.SPIi, from.Addr()}] = sa
+	d.setHalfOpen(sa, true)
+	timeout := d.limits.HalfOpenTimeout
+	d.mu.Unlock()
+	d.clock.AfterFunc(timeout, func() {
+		sa.mu.Lock()
+		defer sa.mu.Unlock()
+		if sa.state == stateInitDone {
+			d.Stats.HalfOpenExpired.Add(1)
+			sa.fail(fmt.Errorf("%w: IKE_AUTH never came", ErrTimeout))
+		}
+	})
 	sa.local, sa.remote = to, from
 	sa.detectNAT(m.Payloads, 0, from, to)
 	sa.suite, sa.keID, sa.prf, sa.ke = suite, keID, prf, ke
@@ -128,9 +150,14 @@ func (sa *IKESA) processInitResponse(raw []byte) {
 		return
 	}
 	sa.stopRequest()
-	if n := findNotify(m.Payloads, COOKIE); n != nil && sa.cookie == nil {
+	if n := findNotify(m.Payloads, COOKIE); n != nil && sa.cookieTries < maxCookieTries {
+		// Return the cookie; a second one (the responder's secret
+		// changed) is tried too, within reason.
 		sa.cookie = n.Data
-		sa.startInit()
+		sa.cookieTries++
+		if err := sa.startInit(); err != nil {
+			sa.fail(err)
+		}
 		return
 	}
 	if n := findNotify(m.Payloads, INVALID_KE_PAYLOAD); n != nil && len(n.Data) == 2 {

@@ -58,8 +58,9 @@ type IKESA struct {
 	ni, nr []byte
 	// msg1 and msg2 are the IKE_SA_INIT request and response as they
 	// went on the wire: the AUTH payloads sign them (section 2.15).
-	msg1, msg2 []byte
-	cookie     []byte
+	msg1, msg2  []byte
+	cookie      []byte
+	cookieTries int
 
 	// Message IDs (section 2.2): nextID is that of our next request;
 	// peerID that of the request we expect; lastResp caches our answer
@@ -74,6 +75,8 @@ type IKESA struct {
 	// pendingInSPI is the inbound SPI we offered in a request not yet
 	// answered.
 	pendingInSPI uint32
+	// halfOpen: a responder SA counted as half-open by the daemon.
+	halfOpen bool
 
 	done chan struct{} // closed once established or failed
 }
@@ -123,12 +126,16 @@ func (sa *IKESA) fail(err error) {
 	}
 	sa.state, sa.err = stateFailed, err
 	sa.stopRequest()
+	sa.d.remove(sa)
 	close(sa.done)
 	sa.d.log.Warn("IKE SA failed", "peer", sa.cfg.Name, "spi_i", fmt.Sprintf("%016x", sa.spiI), "err", err)
 }
 
 func (sa *IKESA) established() {
 	sa.state = stateEstablished
+	sa.d.mu.Lock()
+	sa.d.leaveInit(sa)
+	sa.d.mu.Unlock()
 	close(sa.done)
 	sa.d.log.Info("IKE SA established", "peer", sa.cfg.Name, "ike", sa.suite.String(), "children", len(sa.children))
 }
