@@ -238,18 +238,12 @@ func (sa *IKESA) send(b []byte) {
 // receive handles a message for an existing SA; sa.mu is held.
 func (sa *IKESA) receive(b []byte, h Header, from, to netip.AddrPort) {
 	if h.IsResponse() {
-		if sa.req == nil || h.MessageID != sa.req.id {
+		if sa.req == nil || h.MessageID != sa.req.id || h.Exchange != sa.req.exchange {
 			sa.d.Stats.OutOfOrder.Add(1)
 			return
 		}
-		switch {
-		case h.Exchange == IKE_SA_INIT && sa.state == stateInitSent:
-			sa.processInitResponse(b)
-		case h.Exchange == IKE_AUTH && sa.state == stateAuthSent:
-			sa.processAuthResponse(b)
-		default:
-			sa.d.Stats.OutOfOrder.Add(1)
-		}
+		sa.req.handle(b)
+		sa.startNext()
 		return
 	}
 	switch {

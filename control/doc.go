@@ -24,7 +24,12 @@
 // outbound. As responder, INFORMATIONAL (informational.go) answers liveness
 // checks and deletes, and CREATE_CHILD_SA (child_create.go) creates and
 // rekeys child SAs, with PFS when the proposal names a key exchange, and
-// rekeys the IKE SA, which hands its child SAs to its successor. The initiator retransmits on the operator's schedule
+// rekeys the IKE SA, which hands its child SAs to its successor. Our own
+// exchanges queue behind one another (one request outstanding at a time):
+// [Daemon.RekeyChild] (child_rekey.go) rekeys a child SA, with PFS when the
+// proposal says so, and deletes the old one; [Daemon.DeleteChild] and
+// [IKESA.Delete] (delete.go) delete; a peer that stops answering has its
+// SAs closed after the retransmissions. The initiator retransmits on the operator's schedule
 // ([Retransmit], driven by a [Clock]); the responder answers retransmitted
 // requests from a cache. IKE_SA_INIT requests pass the operator's
 // denial-of-service limits first ([Limits], dos.go): cookies above a number
@@ -38,8 +43,10 @@
 // a network namespace): espx as initiator and responder, AES-GCM and
 // AES-CBC+HMAC child SAs whose keys match those charon derives, child SA
 // rekeying started by strongSwan, with and without PFS, and IKE SA rekeying
-// followed by a child rekey over the new IKE SA.
+// followed by a child rekey over the new IKE SA; espx rekeying a child SA
+// with PFS and deleting the IKE SA.
 //
-// Not yet here: starting CREATE_CHILD_SA ourselves (rekeys, lifetimes), our own
-// deletes and liveness checks, and a segmented SA manager.
+// Not yet here: lifetimes that trigger rekeys, starting IKE SA rekeys,
+// liveness checks (DPD) of our own, additional child SAs, and a segmented SA
+// manager.
 package control

@@ -64,7 +64,7 @@ func (sa *IKESA) startAuth() error {
 		return err
 	}
 	sa.state = stateAuthSent
-	sa.sendRequest(b, sa.nextID)
+	sa.sendRequest(b, sa.nextID, IKE_AUTH, sa.processAuthResponse)
 	sa.nextID++
 	return nil
 }

@@ -49,7 +49,7 @@ func (sa *IKESA) startInit() error {
 	m := &Message{Header: sa.header(IKE_SA_INIT, false, 0), Payloads: ps}
 	sa.msg1 = m.Encode()
 	sa.nextID = 1
-	sa.sendRequest(sa.msg1, 0)
+	sa.sendRequest(sa.msg1, 0, IKE_SA_INIT, sa.processInitResponse)
 	return nil
 }
 

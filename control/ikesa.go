@@ -20,10 +20,11 @@ const (
 	stateAuthSent                       // initiator: IKE_AUTH request out
 	stateEstablished                    // both: authenticated, child SA up
 	stateFailed
+	stateDeleted
 )
 
 func (s saState) String() string {
-	return [...]string{"", "INIT_SENT", "INIT_DONE", "AUTH_SENT", "ESTABLISHED", "FAILED"}[s]
+	return [...]string{"", "INIT_SENT", "INIT_DONE", "AUTH_SENT", "ESTABLISHED", "FAILED", "DELETED"}[s]
 }
 
 // IKESA is one IKE SA. Everything in it belongs to whoever holds mu: one
@@ -69,6 +70,7 @@ type IKESA struct {
 	peerID   uint32
 	lastResp []byte
 	req      *request // our request awaiting its response
+	queue    []func() // exchanges of ours waiting for req to finish
 
 	// children are the child SAs this IKE SA negotiated and installed.
 	children []*child

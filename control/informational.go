@@ -1,9 +1,6 @@
 package control
 
-import (
-	"encoding/binary"
-	"fmt"
-)
+import "encoding/binary"
 
 // INFORMATIONAL (RFC 7296 section 1.4): as responder, answer liveness
 // checks and delete what the peer deletes. Sending our own deletes and
@@ -50,11 +47,7 @@ func (sa *IKESA) processInformational(raw []byte) {
 	sa.lastResp = b
 	sa.send(b)
 	if deleteIKE {
-		for len(sa.children) > 0 {
-			sa.deleteChild(sa.children[0])
-		}
-		sa.d.remove(sa)
-		sa.d.log.Info("IKE SA deleted by the peer", "peer", sa.cfg.Name, "spi_i", fmt.Sprintf("%016x", sa.spiI))
+		sa.closeIKE()
 	}
 }
 

@@ -283,6 +283,7 @@ secrets {
 		{"espx initiates/rekey by strongSwan", "aes128gcm16-prfsha256-x25519", "aes128gcm16"},
 		{"espx initiates/rekey by strongSwan with PFS", "aes128gcm16-prfsha256-x25519", "aes256-sha256-ecp256"},
 		{"espx initiates/IKE rekey then child rekey by strongSwan", "aes256-sha256-ecp256", "aes128gcm16"},
+		{"espx initiates/rekey by espx with PFS, delete by espx", "aes128gcm16-prfsha256-x25519", "aes256-sha256-ecp256"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			inst := newFakeInstaller(0xe5000000)
@@ -306,12 +307,13 @@ secrets {
 				}
 			}()
 			initiator := strings.HasPrefix(tc.name, "espx")
+			var ike *IKESA
 			if initiator {
-				sa, err := d.Initiate("to-b")
+				ike, err = d.Initiate("to-b")
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := waitSA(t, sa); err != nil {
+				if err := waitSA(t, ike); err != nil {
 					t.Fatal(err)
 				}
 			} else {
@@ -358,7 +360,13 @@ secrets {
 				// may remain, on both sides.
 				oldIn, oldOut := sIn, sOut
 				logFrom = ch.logSize(t)
-				ch.swanctl(t, "--rekey", "--child", "espx")
+				if strings.Contains(tc.name, "by espx") {
+					if err := d.RekeyChild(oldOut); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					ch.swanctl(t, "--rekey", "--child", "espx")
+				}
 				for i := 0; ; i++ {
 					inst.mu.Lock()
 					n := len(inst.sas)
@@ -394,7 +402,7 @@ secrets {
 			// only for an IKE_AUTH espx started; strongSwan started the
 			// rekeys.
 			i2r, r2i := out, in
-			if !initiator || strings.Contains(tc.name, "rekey") {
+			if !initiator || strings.Contains(tc.name, "rekey by strongSwan") {
 				i2r, r2i = in, out
 			}
 			for name, want := range map[string][]byte{
@@ -405,9 +413,19 @@ secrets {
 					t.Errorf("%s key: strongSwan has %x, espx %x", name, got, want)
 				}
 			}
-			// strongSwan deletes the IKE SA; espx answers and removes the
-			// child SA from the data plane and the IKE SA from its table.
-			ch.swanctl(t, "--terminate", "--ike", "espx", "--timeout", "10")
+			// One side deletes the IKE SA; the other answers; both remove
+			// the child SAs and the IKE SA.
+			if strings.Contains(tc.name, "delete by espx") {
+				ike.Delete()
+				for i := 0; strings.Contains(ch.swanctl(t, "--list-sas"), "ESTABLISHED"); i++ {
+					if i == 50 {
+						t.Fatalf("strongSwan still has the IKE SA espx deleted")
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			} else {
+				ch.swanctl(t, "--terminate", "--ike", "espx", "--timeout", "10")
+			}
 			for i := 0; ; i++ {
 				inst.mu.Lock()
 				n := len(inst.sas)

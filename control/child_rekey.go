@@ -1,0 +1,134 @@
+package control
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/espx/espx/crypto"
+)
+
+// Rekeying a child SA ourselves (RFC 7296 section 1.3.3): a CREATE_CHILD_SA
+// with REKEY_SA naming the old SA by our inbound SPI, the new SA installed
+// when the answer comes, then an INFORMATIONAL deleting the old one.
+
+// ErrNoChild: no child SA has that SPI.
+var ErrNoChild = errors.New("no such child SA")
+
+// RekeyChild rekeys the child SA whose inbound or outbound SPI is spi.
+func (d *Daemon) RekeyChild(spi uint32) error {
+	sa, c := d.findChild(spi)
+	if sa == nil {
+		return fmt.Errorf("%w: %08x", ErrNoChild, spi)
+	}
+	defer sa.mu.Unlock()
+	sa.enqueue(func() { sa.startChildRekey(c) })
+	return nil
+}
+
+// findChild finds the IKE SA holding a child SA and returns it locked.
+func (d *Daemon) findChild(spi uint32) (*IKESA, *child) {
+	d.mu.Lock()
+	sas := make([]*IKESA, 0, len(d.sas))
+	for _, sa := range d.sas {
+		sas = append(sas, sa)
+	}
+	d.mu.Unlock()
+	for _, sa := range sas {
+		sa.mu.Lock()
+		if c := sa.childBySPI(spi); c != nil && sa.state == stateEstablished {
+			return sa, c
+		}
+		sa.mu.Unlock()
+	}
+	return nil, nil
+}
+
+func (sa *IKESA) startChildRekey(old *child) {
+	if sa.childBySPI(old.inSPI) != old {
+		return // deleted meanwhile
+	}
+	spi, err := sa.d.inst.AllocSPI()
+	if err != nil {
+		sa.d.log.Warn("child rekey: no SPI", "err", err)
+		return
+	}
+	ni := newNonce()
+	props := make([]Proposal, len(sa.cfg.ESP))
+	var ke crypto.KeyExchange
+	for i, p := range sa.cfg.ESP {
+		p.SPI = spiBytes(spi)
+		props[i] = p
+		for _, t := range p.Transforms {
+			if t.Type == TransformKE && ke == nil && i == 0 {
+				ke, _ = crypto.NewKeyExchange(crypto.KEID(t.ID))
+			}
+		}
+	}
+	inner := []Payload{
+		&Notify{Protocol: ProtoESP, SPI: spiBytes(old.inSPI), NotifyType: REKEY_SA},
+		&SA{Proposals: props},
+		&Nonce{Data: ni},
+	}
+	if ke != nil {
+		inner = append(inner, &KE{Group: uint16(ke.Method()), Data: ke.Public()})
+	}
+	inner = append(inner, &TS{Selectors: old.lts}, &TS{Responder: true, Selectors: old.rts})
+	id := sa.nextRequestID()
+	b, err := (&Message{Header: sa.header(CREATE_CHILD_SA, false, id)}).EncodeEncrypted(inner, sa.out)
+	if err != nil {
+		sa.fail(err)
+		return
+	}
+	sa.sendRequest(b, id, CREATE_CHILD_SA, func(raw []byte) { sa.childRekeyResponse(raw, old, spi, ni, ke) })
+}
+
+func (sa *IKESA) childRekeyResponse(raw []byte, old *child, spi uint32, ni []byte, ke crypto.KeyExchange) {
+	ps, ok := sa.open(raw)
+	if !ok {
+		return
+	}
+	sa.stopRequest()
+	abandon := func(why string, args ...any) {
+		sa.d.inst.DeleteSA(spi, true) // never installed; harmless
+		sa.d.log.Warn("child rekey failed", append([]any{"peer", sa.cfg.Name, "why", why}, args...)...)
+	}
+	if n := firstErrorNotify(ps); n != nil {
+		abandon("refused", "notify", n.NotifyType)
+		return
+	}
+	p, err := collect(ps)
+	if err != nil || p.sa == nil || len(p.sa.Proposals) != 1 || p.nonce == nil || p.tsi == nil || p.tsr == nil {
+		abandon("incomplete answer")
+		return
+	}
+	chosen := p.sa.Proposals[0]
+	if !offered(sa.cfg.ESP, chosen) || len(chosen.SPI) != 4 || len(p.nonce.Data) < sa.prf.MinNonceLen() {
+		abandon("answer does not fit our request")
+		return
+	}
+	var gir []byte
+	if ke != nil {
+		if p.ke == nil || crypto.KEID(p.ke.Group) != ke.Method() {
+			abandon("no KE of our group")
+			return
+		}
+		if gir, err = ke.SharedSecret(p.ke.Data); err != nil {
+			abandon("bad KE", "err", err)
+			return
+		}
+	}
+	if !within(p.tsi.Selectors, sa.cfg.LocalTS) || !within(p.tsr.Selectors, sa.cfg.RemoteTS) {
+		abandon("widened traffic selectors")
+		return
+	}
+	c := &child{prop: chosen, inSPI: spi, outSPI: binary.BigEndian.Uint32(chosen.SPI), lts: p.tsi.Selectors, rts: p.tsr.Selectors}
+	err = sa.installChild(c, gir, ni, p.nonce.Data, true)
+	clear(gir)
+	if err != nil {
+		abandon("install", "err", err)
+		return
+	}
+	// The new SA carries the traffic; delete the old one (section 1.3.3).
+	sa.queue = append([]func(){func() { sa.startDeleteChild(old) }}, sa.queue...)
+}
