@@ -1,22 +1,18 @@
 package afxdp
 
 import (
-	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/espx/espx/internal/netnstest"
 )
 
 // Helpers for tests that need root: network namespaces and veth pairs that
@@ -27,15 +23,7 @@ import (
 // a kernel with network namespaces, veth and AF_XDP.
 func requireNetns(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, veth pairs and AF_XDP sockets")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip command: ", err)
-	}
-	if _, err := os.Stat("/proc/self/ns/net"); err != nil {
-		t.Skip("kernel without network namespaces: ", err)
-	}
+	netnstest.Require(t)
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Skip("kernel without AF_XDP sockets: ", err)
@@ -43,99 +31,28 @@ func requireNetns(t testing.TB) {
 	unix.Close(fd)
 }
 
-// run runs a command and fails the test if it fails.
-func run(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := runErr(args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func runErr(args ...string) (string, error) {
-	ctx := exec.Command(args[0], args[1:]...)
-	var out bytes.Buffer
-	ctx.Stdout, ctx.Stderr = &out, &out
-	done := make(chan error, 1)
-	if err := ctx.Start(); err != nil {
-		return "", fmt.Errorf("%s: %w", strings.Join(args, " "), err)
-	}
-	go func() { done <- ctx.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return out.String(), fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, out.String())
-		}
-		return out.String(), nil
-	case <-time.After(20 * time.Second):
-		_ = ctx.Process.Kill()
-		<-done
-		return out.String(), fmt.Errorf("%s: timed out", strings.Join(args, " "))
-	}
-}
-
 // netns is a network namespace created by a test.
-type netns struct{ name string }
+type netns struct {
+	name string
+	ns   *netnstest.NS
+}
 
 // newNetns creates a namespace with a unique name, brings its loopback up,
 // and removes it (with every device in it) when the test ends.
 func newNetns(t testing.TB) *netns {
 	t.Helper()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	n := &netns{name: "espx-afxdp-" + hex.EncodeToString(b[:])}
-	run(t, "ip", "netns", "add", n.name)
-	t.Cleanup(func() {
-		if _, err := runErr("ip", "netns", "del", n.name); err != nil {
-			t.Errorf("remove namespace: %v", err)
-		}
-	})
-	run(t, "ip", "-n", n.name, "link", "set", "lo", "up")
-	return n
+	ns := netnstest.New(t, "espx-afxdp")
+	return &netns{name: ns.Name, ns: ns}
 }
 
 // ip runs ip(8) in the namespace.
 func (n *netns) ip(t testing.TB, args ...string) string {
 	t.Helper()
-	return run(t, append([]string{"ip", "-n", n.name}, args...)...)
+	return n.ns.IP(t, args...)
 }
 
-// do runs fn on an OS thread that has entered the namespace: sockets it
-// creates and devices it looks up belong to the namespace, and the
-// descriptors stay usable from any goroutine afterwards. The thread is
-// returned to the original namespace, or retired if that fails.
-func (n *netns) do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer unix.Close(orig)
-		target, err := unix.Open("/run/netns/"+n.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer unix.Close(target)
-		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", n.name, err)
-			return
-		}
-		err = fn()
-		if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr == nil {
-			runtime.UnlockOSThread()
-		} // else: the goroutine exits locked and the runtime retires the thread.
-		errc <- err
-	}()
-	return <-errc
-}
+// do runs fn on an OS thread that has entered the namespace.
+func (n *netns) do(fn func() error) error { return n.ns.Do(fn) }
 
 // must runs fn in the namespace and fails the test on error.
 func (n *netns) must(t testing.TB, fn func() error) {
@@ -180,11 +97,7 @@ func (n *netns) mac(t testing.TB, name string) net.HardwareAddr {
 // namespaces.
 func veth(t testing.TB, na *netns, a string, nb *netns, b string, queues int) {
 	t.Helper()
-	q := fmt.Sprint(queues)
-	na.ip(t, "link", "add", a, "numtxqueues", q, "numrxqueues", q, "type", "veth",
-		"peer", "name", b, "netns", nb.name, "numtxqueues", q, "numrxqueues", q)
-	na.ip(t, "link", "set", a, "up")
-	nb.ip(t, "link", "set", b, "up")
+	netnstest.VethQueues(t, na.ns, a, nb.ns, b, queues)
 }
 
 // xdpProgID returns the id of the XDP program attached to dev, 0 if none.

@@ -98,7 +98,15 @@ func (n *NS) IP(tb testing.TB, args ...string) string {
 // both up. It goes away with the namespaces.
 func Veth(tb testing.TB, a *NS, ifA string, b *NS, ifB string) {
 	tb.Helper()
-	Run(tb, "ip", "link", "add", ifA, "netns", a.Name, "type", "veth", "peer", "name", ifB, "netns", b.Name)
+	VethQueues(tb, a, ifA, b, ifB, 1)
+}
+
+// VethQueues is Veth with queues RX and TX queues on each side.
+func VethQueues(tb testing.TB, a *NS, ifA string, b *NS, ifB string, queues int) {
+	tb.Helper()
+	q := fmt.Sprint(queues)
+	a.IP(tb, "link", "add", ifA, "numtxqueues", q, "numrxqueues", q, "type", "veth",
+		"peer", "name", ifB, "netns", b.Name, "numtxqueues", q, "numrxqueues", q)
 	a.IP(tb, "link", "set", ifA, "up")
 	b.IP(tb, "link", "set", ifB, "up")
 }
