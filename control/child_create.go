@@ -45,8 +45,13 @@ func (sa *IKESA) processCreateChild(raw []byte) {
 		refuse(INVALID_SYNTAX, nil)
 		return
 	}
+	var rekeyOf *child
 	if rk := findNotify(ps, REKEY_SA); rk != nil {
-		if len(rk.SPI) != 4 || sa.childBySPI(binary.BigEndian.Uint32(rk.SPI)) == nil {
+		if len(rk.SPI) != 4 {
+			refuse(CHILD_SA_NOT_FOUND, nil)
+			return
+		}
+		if rekeyOf = sa.childBySPI(binary.BigEndian.Uint32(rk.SPI)); rekeyOf == nil {
 			refuse(CHILD_SA_NOT_FOUND, nil)
 			return
 		}
@@ -106,6 +111,11 @@ func (sa *IKESA) processCreateChild(raw []byte) {
 	if err != nil {
 		refuse(TEMPORARY_FAILURE, nil)
 		return
+	}
+	if rekeyOf != nil && rekeyOf.rekeying {
+		// Both ends rekey the same child SA: settled when our own
+		// rekey's answer comes (section 2.8.1).
+		rekeyOf.collision = &rekeyed{c: c, ni: p.nonce.Data, nr: nr}
 	}
 	chosen.SPI = spiBytes(spi)
 	out := []Payload{&SA{Proposals: []Proposal{chosen}}, &Nonce{Data: nr}}

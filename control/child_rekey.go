@@ -80,6 +80,7 @@ func (sa *IKESA) startChildRekey(old *child) {
 		sa.fail(err)
 		return
 	}
+	old.rekeying = true
 	sa.sendRequest(b, id, CREATE_CHILD_SA, func(raw []byte) { sa.childRekeyResponse(raw, old, spi, ni, ke) })
 }
 
@@ -89,6 +90,7 @@ func (sa *IKESA) childRekeyResponse(raw []byte, old *child, spi uint32, ni []byt
 		return
 	}
 	sa.stopRequest()
+	old.rekeying = false
 	abandon := func(why string, args ...any) {
 		sa.d.inst.DeleteSA(spi, true) // never installed; harmless
 		sa.d.log.Warn("child rekey failed", append([]any{"peer", sa.cfg.Name, "why", why}, args...)...)
@@ -130,5 +132,17 @@ func (sa *IKESA) childRekeyResponse(raw []byte, old *child, spi uint32, ni []byt
 		return
 	}
 	// The new SA carries the traffic; delete the old one (section 1.3.3).
-	sa.queue = append([]func(){func() { sa.startDeleteChild(old) }}, sa.queue...)
+	next := []func(){func() { sa.startDeleteChild(old) }}
+	if col := old.collision; col != nil {
+		// Both ends rekeyed it: of the two new SAs, the one whose
+		// exchange had the lowest of the four nonces is redundant and
+		// goes, deleted by the end that started that exchange (section
+		// 2.8.1). If that is ours, we delete it; else the peer deletes
+		// the one it made.
+		old.collision = nil
+		if min := lowest(ni, p.nonce.Data, col.ni, col.nr); string(min) == string(ni) || string(min) == string(p.nonce.Data) {
+			next = append(next, func() { sa.startDeleteChild(c) })
+		}
+	}
+	sa.queue = append(next, sa.queue...)
 }

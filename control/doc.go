@@ -27,7 +27,8 @@
 // rekeys the IKE SA, which hands its child SAs to its successor. Our own
 // exchanges queue behind one another (one request outstanding at a time):
 // [Daemon.RekeyChild] (child_rekey.go) rekeys a child SA, with PFS when the
-// proposal says so, and deletes the old one; [Daemon.DeleteChild] and
+// proposal says so, and deletes the old one, settling a rekey both ends
+// start at once as section 2.8.1 says; [Daemon.DeleteChild] and
 // [IKESA.Delete] (delete.go) delete; a peer that stops answering has its
 // SAs closed after the retransmissions. The initiator retransmits on the operator's schedule
 // ([Retransmit], driven by a [Clock]); the responder answers retransmitted

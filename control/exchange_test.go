@@ -24,6 +24,8 @@ type fakeNet struct {
 	onSend  func(d datagram)
 	sent    []datagram
 	busy    int // datagrams taken off the queue and not yet delivered
+	// gate, held by a test, stops deliveries: sends still queue.
+	gate sync.RWMutex
 }
 
 type datagram struct {
@@ -37,6 +39,8 @@ func newFakeNet(tb testing.TB) *fakeNet {
 	go func() {
 		defer close(done)
 		for d := range n.q {
+			n.gate.RLock()
+			n.gate.RUnlock()
 			n.mu.Lock()
 			dst, hook := n.daemons[d.to.Addr()], n.hook
 			n.sent = append(n.sent, d)

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/binary"
@@ -147,6 +148,28 @@ type child struct {
 	prop          Proposal
 	inSPI, outSPI uint32
 	lts, rts      []TrafficSelector
+	// rekeying is set while our rekey of this child is outstanding;
+	// collision is the child the peer created by rekeying it at the same
+	// time (section 2.8.1).
+	rekeying  bool
+	collision *rekeyed
+}
+
+// rekeyed is a child SA made by a rekey, with the nonces of its exchange.
+type rekeyed struct {
+	c      *child
+	ni, nr []byte
+}
+
+// lowest is the smallest of the nonces, compared as octet strings.
+func lowest(nonces ...[]byte) []byte {
+	var m []byte
+	for _, n := range nonces {
+		if m == nil || bytes.Compare(n, m) < 0 {
+			m = n
+		}
+	}
+	return m
 }
 
 // header is the IKE header for a message of ours.

@@ -109,3 +109,37 @@ func TestDeadPeer(t *testing.T) {
 		t.Fatalf("after the retransmissions: %s, %d SAs", sa.State(), p.instA.count())
 	}
 }
+
+// TestSimultaneousChildRekey: both ends rekey the same child SA at once
+// (RFC 7296 section 2.8.1). Each answers the other's request, the redundant
+// new SA is deleted by the end that made it, and the old one goes: one
+// working pair remains on each side.
+func TestSimultaneousChildRekey(t *testing.T) {
+	for round := range 8 { // the nonces decide which side deletes
+		p := twoPeers(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16-prfsha256-x25519", "aes128gcm16", "aes128gcm16", nil)
+		sa, _ := p.a.Initiate("to-b")
+		if err := waitSA(t, sa); err != nil {
+			t.Fatal(err)
+		}
+		p.net.settle()
+		var spi uint32
+		for s, c := range p.instA.sas {
+			if c.Inbound {
+				spi = s
+			}
+		}
+		// Hold the network while both start, so that the requests cross.
+		p.net.gate.Lock()
+		errA, errB := p.a.RekeyChild(spi), p.b.RekeyChild(spi)
+		p.net.gate.Unlock()
+		if errA != nil || errB != nil {
+			t.Fatal(errA, errB)
+		}
+		eventually(t, "settled", func() bool {
+			p.net.settle()
+			return p.instA.count() == 2 && p.instB.count() == 2 && !p.instA.has(spi)
+		})
+		checkChildPair(t, p)
+		t.Logf("round %d ok", round)
+	}
+}
