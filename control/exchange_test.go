@@ -39,8 +39,9 @@ func newFakeNet(tb testing.TB) *fakeNet {
 	go func() {
 		defer close(done)
 		for d := range n.q {
+			// Deliver under the gate's read lock, so that a test holding
+			// it stops deliveries while sends still queue.
 			n.gate.RLock()
-			n.gate.RUnlock()
 			n.mu.Lock()
 			dst, hook := n.daemons[d.to.Addr()], n.hook
 			n.sent = append(n.sent, d)
@@ -54,6 +55,7 @@ func newFakeNet(tb testing.TB) *fakeNet {
 					dst.Receive(o.b, o.from, o.to)
 				}
 			}
+			n.gate.RUnlock()
 			n.mu.Lock()
 			n.busy--
 			n.mu.Unlock()
