@@ -7,7 +7,7 @@ FUZZTIME      ?= 2m
 BENCHTIME     ?= 1s
 BENCHCOUNT    ?= 6
 # Fuzz targets as package:FuzzName pairs.
-FUZZ_TARGETS = ./crypto:FuzzOpen ./crypto:FuzzSKOpen ./dataplane:FuzzDecap ./dataplane:FuzzReplay ./control:FuzzDecode
+FUZZ_TARGETS = ./crypto:FuzzOpen ./crypto:FuzzSKOpen ./dataplane:FuzzDecap ./dataplane:FuzzReplay ./control:FuzzDecode ./spd:FuzzLookup
 
 .PHONY: all build test test-go lint deps fuzz fuzz-brief bench clean
 
@@ -45,7 +45,7 @@ fuzz:
 	done
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./crypto ./dataplane
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./crypto ./dataplane ./spd ./afxdp
 
 clean:
 	$(GO) clean -testcache
