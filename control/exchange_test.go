@@ -129,7 +129,7 @@ type peers struct {
 
 // twoPeers builds gateway A (initiator) and B with matching configurations
 // that mod may change.
-func twoPeers(t *testing.T, ikeA, ikeB, espA, espB string, mod func(a, b *PeerConfig)) *peers {
+func twoPeers(t testing.TB, ikeA, ikeB, espA, espB string, mod func(a, b *PeerConfig)) *peers {
 	t.Helper()
 	psk := []byte("a pre-shared key of some length")
 	cfgA := &PeerConfig{

@@ -57,7 +57,7 @@ func TestParseProposals(t *testing.T) {
 	}
 }
 
-func mustParse(t *testing.T, p ProtocolID, s string) []Proposal {
+func mustParse(t testing.TB, p ProtocolID, s string) []Proposal {
 	t.Helper()
 	ps, err := ParseProposals(p, s)
 	if err != nil {
