@@ -16,21 +16,6 @@ import (
 // ErrProposal is wrapped by proposal string errors.
 var ErrProposal = errors.New("invalid proposal")
 
-// Key exchange method IDs (IANA "Transform Type 4").
-const (
-	keMODP2048   uint16 = 14
-	keECP256     uint16 = 19
-	keECP384     uint16 = 20
-	keCurve25519 uint16 = 31
-)
-
-// PRF IDs (IANA "Transform Type 2").
-const (
-	prfHMACSHA256 uint16 = 5
-	prfHMACSHA384 uint16 = 6
-	prfHMACSHA512 uint16 = 7
-)
-
 type keyword struct {
 	t      TransformType
 	id     uint16
@@ -58,14 +43,14 @@ var keywords = map[string]keyword{
 	"sha2_384":         {TransformINTEG, uint16(crypto.AUTH_HMAC_SHA2_384_192), 0},
 	"sha512":           {TransformINTEG, uint16(crypto.AUTH_HMAC_SHA2_512_256), 0},
 	"sha2_512":         {TransformINTEG, uint16(crypto.AUTH_HMAC_SHA2_512_256), 0},
-	"prfsha256":        {TransformPRF, prfHMACSHA256, 0},
-	"prfsha384":        {TransformPRF, prfHMACSHA384, 0},
-	"prfsha512":        {TransformPRF, prfHMACSHA512, 0},
-	"modp2048":         {TransformKE, keMODP2048, 0},
-	"ecp256":           {TransformKE, keECP256, 0},
-	"ecp384":           {TransformKE, keECP384, 0},
-	"x25519":           {TransformKE, keCurve25519, 0},
-	"curve25519":       {TransformKE, keCurve25519, 0},
+	"prfsha256":        {TransformPRF, uint16(crypto.PRF_HMAC_SHA2_256), 0},
+	"prfsha384":        {TransformPRF, uint16(crypto.PRF_HMAC_SHA2_384), 0},
+	"prfsha512":        {TransformPRF, uint16(crypto.PRF_HMAC_SHA2_512), 0},
+	"modp2048":         {TransformKE, uint16(crypto.MODP_2048), 0},
+	"ecp256":           {TransformKE, uint16(crypto.ECP_256), 0},
+	"ecp384":           {TransformKE, uint16(crypto.ECP_384), 0},
+	"x25519":           {TransformKE, uint16(crypto.CURVE25519), 0},
+	"curve25519":       {TransformKE, uint16(crypto.CURVE25519), 0},
 	"esn":              {TransformESN, ESNYes, 0},
 	"noesn":            {TransformESN, ESNNo, 0},
 }
@@ -73,9 +58,9 @@ var keywords = map[string]keyword{
 // integPRF is the PRF strongSwan adds to an IKE proposal that names an
 // integrity algorithm but no PRF.
 var integPRF = map[uint16]uint16{
-	uint16(crypto.AUTH_HMAC_SHA2_256_128): prfHMACSHA256,
-	uint16(crypto.AUTH_HMAC_SHA2_384_192): prfHMACSHA384,
-	uint16(crypto.AUTH_HMAC_SHA2_512_256): prfHMACSHA512,
+	uint16(crypto.AUTH_HMAC_SHA2_256_128): uint16(crypto.PRF_HMAC_SHA2_256),
+	uint16(crypto.AUTH_HMAC_SHA2_384_192): uint16(crypto.PRF_HMAC_SHA2_384),
+	uint16(crypto.AUTH_HMAC_SHA2_512_256): uint16(crypto.PRF_HMAC_SHA2_512),
 }
 
 func isAEAD(id uint16) bool {
