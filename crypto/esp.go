@@ -446,3 +446,11 @@ func (c Config) Format(f fmt.State, verb rune) {
 func (c Config) MarshalJSON() ([]byte, error) {
 	return json.Marshal(fmt.Sprint(c))
 }
+
+// Equal reports whether c and o are the same transform with the same keys,
+// comparing the keys in constant time.
+func (c Config) Equal(o Config) bool {
+	return c.Encr == o.Encr && c.EncrKeyBits == o.EncrKeyBits && c.Integ == o.Integ &&
+		subtle.ConstantTimeCompare(c.EncrKey, o.EncrKey) == 1 &&
+		subtle.ConstantTimeCompare(c.IntegKey, o.IntegKey) == 1
+}

@@ -19,6 +19,16 @@ type Counters struct {
 	DecapBytes   atomic.Uint64 // plaintext bytes after decapsulation
 	drops        [numDrops]atomic.Uint64
 
+	// Per side (Protected, Unprotected): frames received from and sent to
+	// the interface, with Ethernet headers.
+	RxPackets, RxBytes [2]atomic.Uint64
+	TxPackets, TxBytes [2]atomic.Uint64
+	// Acquires raised; trap hits while one was pending (suppressed);
+	// packets held for an SA and later sent; ICMP errors sent.
+	Acquires, AcquiresSuppressed, HeldSent, ICMPSent atomic.Uint64
+	// SPDLookups counts policy lookups.
+	SPDLookups atomic.Uint64
+
 	_ [cacheLine]byte
 }
 
@@ -32,6 +42,8 @@ func add(c *atomic.Uint64, n uint64) { c.Store(c.Load() + n) }
 type pending struct {
 	encapPackets, encapBytes, decapPackets, decapBytes uint64
 	drops                                              [numDrops]uint64
+	rxPackets, rxBytes, txPackets, txBytes             [2]uint64
+	acquires, suppressed, heldSent, icmp, spd          uint64
 }
 
 // publish adds p to c and clears p.
@@ -49,6 +61,23 @@ func (p *pending) publish(c *Counters) {
 			add(&c.drops[d], n)
 		}
 	}
+	for i := range 2 {
+		if p.rxPackets[i] != 0 {
+			add(&c.RxPackets[i], p.rxPackets[i])
+			add(&c.RxBytes[i], p.rxBytes[i])
+		}
+		if p.txPackets[i] != 0 {
+			add(&c.TxPackets[i], p.txPackets[i])
+			add(&c.TxBytes[i], p.txBytes[i])
+		}
+	}
+	if p.acquires|p.suppressed|p.heldSent|p.icmp|p.spd != 0 {
+		add(&c.Acquires, p.acquires)
+		add(&c.AcquiresSuppressed, p.suppressed)
+		add(&c.HeldSent, p.heldSent)
+		add(&c.ICMPSent, p.icmp)
+		add(&c.SPDLookups, p.spd)
+	}
 	*p = pending{}
 }
 
@@ -64,6 +93,9 @@ func (c *Counters) Dropped(d Drop) uint64 {
 type CounterSnapshot struct {
 	EncapPackets, EncapBytes, DecapPackets, DecapBytes uint64
 	Drops                                              [numDrops]uint64
+	RxPackets, RxBytes, TxPackets, TxBytes             [2]uint64
+	Acquires, AcquiresSuppressed, HeldSent, ICMPSent   uint64
+	SPDLookups                                         uint64
 }
 
 // Snapshot copies the counters. Each value is exact; together they are
@@ -78,5 +110,11 @@ func (c *Counters) Snapshot() CounterSnapshot {
 	for i := range c.drops {
 		s.Drops[i] = c.drops[i].Load()
 	}
+	for i := range 2 {
+		s.RxPackets[i], s.RxBytes[i] = c.RxPackets[i].Load(), c.RxBytes[i].Load()
+		s.TxPackets[i], s.TxBytes[i] = c.TxPackets[i].Load(), c.TxBytes[i].Load()
+	}
+	s.Acquires, s.AcquiresSuppressed = c.Acquires.Load(), c.AcquiresSuppressed.Load()
+	s.HeldSent, s.ICMPSent, s.SPDLookups = c.HeldSent.Load(), c.ICMPSent.Load(), c.SPDLookups.Load()
 	return s
 }

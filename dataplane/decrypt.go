@@ -118,8 +118,7 @@ func (e *Engine) DecapBatch(sas []*InboundSA, ins []Inbound, frames []Frame, dro
 			runBytes += uint64(frames[k].Len)
 		}
 		if runPkts > 0 {
-			sa.Stats.Packets.Add(runPkts)
-			sa.Stats.Bytes.Add(runBytes)
+			sa.Stats.touch(runPkts, runBytes, e.Now)
 		}
 		pkts += runPkts
 		bytes += runBytes

@@ -43,6 +43,38 @@ const (
 	// DropNotESP: UDP to port 4500 that is not ESP: an IKE message (zero
 	// marker) or a NAT keepalive, which belong to the control plane.
 	DropNotESP
+	// DropNotIP: a frame that is neither IPv4 nor IPv6, or whose Ethernet
+	// type disagrees with its IP version.
+	DropNotIP
+	// DropPolicyBlock: a discard policy matched (XfrmOutPolBlock,
+	// XfrmInPolBlock).
+	DropPolicyBlock
+	// DropNoPolicy: a cleartext packet arrived on the unprotected side
+	// where a protect policy says it should have come through an SA
+	// (XfrmInNoStates for cleartext), or the default policy is discard.
+	DropNoPolicy
+	// DropTmplMismatch: a decrypted packet does not match a protect policy
+	// of the SA it came through, so the peer sent traffic outside the
+	// negotiated selectors (XfrmInTmplMismatch).
+	DropTmplMismatch
+	// DropAcquire: a packet hit a trap policy with no SA installed and was
+	// not held: the hold queue was full, or acquires were rate-limited.
+	DropAcquire
+	// DropTTL: the TTL or hop limit ran out; an ICMP time exceeded went
+	// back, rate permitting.
+	DropTTL
+	// DropTooBig: the packet would not fit the path MTU after
+	// encapsulation and may not be fragmented; an ICMP fragmentation
+	// needed or packet too big went back, rate permitting.
+	DropTooBig
+	// DropNoRoute: no route to the destination, or the route leaves by an
+	// interface the worker does not serve.
+	DropNoRoute
+	// DropNoNeighbour: the next hop's link-layer address is not known yet;
+	// the kernel was asked to resolve it.
+	DropNoNeighbour
+	// DropTxFull: the TX ring had no room.
+	DropTxFull
 	numDrops
 )
 
@@ -61,6 +93,16 @@ var dropNames = [numDrops]string{
 	DropSeqOverflow:   "seq_overflow",
 	DropNoRoom:        "no_room",
 	DropNotESP:        "not_esp",
+	DropNotIP:         "not_ip",
+	DropPolicyBlock:   "policy_block",
+	DropNoPolicy:      "no_policy",
+	DropTmplMismatch:  "tmpl_mismatch",
+	DropAcquire:       "acquire",
+	DropTTL:           "ttl_expired",
+	DropTooBig:        "too_big",
+	DropNoRoute:       "no_route",
+	DropNoNeighbour:   "no_neighbour",
+	DropTxFull:        "tx_full",
 }
 
 // String is the reason's name as it appears in metrics labels.

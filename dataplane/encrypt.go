@@ -44,8 +44,7 @@ func (e *Engine) EncapBatch(sas []*OutboundSA, frames []Frame, drops []Drop) int
 			runBytes += uint64(n)
 		}
 		if runPkts > 0 {
-			sa.Stats.Packets.Add(runPkts)
-			sa.Stats.Bytes.Add(runBytes)
+			sa.Stats.touch(runPkts, runBytes, e.Now)
 		}
 		pkts += runPkts
 		bytes += runBytes

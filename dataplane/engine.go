@@ -8,7 +8,11 @@ import "github.com/espx/espx/crypto"
 type Engine struct {
 	cs *crypto.Scratch
 	C  *Counters
-	n  pending
+	// Now is the time of the current batch in Unix nanoseconds, set by the
+	// worker once per batch and recorded as the SAs' last use; 0 records
+	// nothing.
+	Now int64
+	n   pending
 }
 
 func (e *Engine) drop(d Drop) { e.n.drops[d]++ }

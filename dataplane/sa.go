@@ -41,7 +41,11 @@ const (
 // SAConfig describes one SA as the control plane negotiated it: what the
 // data plane needs, not lifetimes or selectors, which stay in control.
 type SAConfig struct {
-	SPI       uint32
+	SPI uint32
+	// ReqID ties the SA to the protect policies that use it (their
+	// spd.Policy.SA), as XFRM's reqid does: outbound packets find their SA
+	// by it, and decrypted packets must match a policy that names it.
+	ReqID     uint64
 	Transform crypto.Config
 	Mode      Mode
 	// ESN enables 64-bit extended sequence numbers (RFC 4303 section 2.2.1).
@@ -113,6 +117,18 @@ func (c *SAConfig) check() error {
 type SAStats struct {
 	Packets atomic.Uint64
 	Bytes   atomic.Uint64 // plaintext bytes
+	// LastUse is when a worker last carried a packet on the SA, in Unix
+	// nanoseconds of the worker's batch clock; 0 if never.
+	LastUse atomic.Int64
+}
+
+// touch records a run of packets carried at now.
+func (s *SAStats) touch(pkts, bytes uint64, now int64) {
+	s.Packets.Add(pkts)
+	s.Bytes.Add(bytes)
+	if now != 0 && s.LastUse.Load() != now {
+		s.LastUse.Store(now)
+	}
 }
 
 // OutboundSA is the data plane's runtime form of an outbound SA: the
@@ -121,6 +137,8 @@ type SAStats struct {
 // published to workers through an atomic pointer.
 type OutboundSA struct {
 	spi   uint32
+	reqid uint64
+	dst   netip.Addr // outer destination, tunnel mode
 	esp   *crypto.ESP
 	mode  Mode
 	esn   bool
@@ -163,7 +181,7 @@ func NewOutboundSA(c SAConfig) (*OutboundSA, error) {
 		return nil, fmt.Errorf("outbound SA spi=%#x: %w", c.SPI, err)
 	}
 	sa := &OutboundSA{
-		spi: c.SPI, esp: esp, mode: c.Mode, esn: c.ESN, encap: c.Encap,
+		spi: c.SPI, reqid: c.ReqID, dst: c.Dst, esp: esp, mode: c.Mode, esn: c.ESN, encap: c.Encap,
 		sport: orPort(c.SrcPort), dport: orPort(c.DstPort),
 		tfc: c.TFCPad, setDSCP: c.SetDSCP, dscp: c.DSCP,
 		hard: maxSeq32, soft: c.SoftSeq,
@@ -239,6 +257,37 @@ func (sa *OutboundSA) buildTemplate(c SAConfig) {
 // SPI is the SA's security parameter index.
 func (sa *OutboundSA) SPI() uint32 { return sa.spi }
 
+// ReqID is the request ID that ties the SA to its policies.
+func (sa *OutboundSA) ReqID() uint64 { return sa.reqid }
+
+// Mode is the SA's ESP mode.
+func (sa *OutboundSA) Mode() Mode { return sa.mode }
+
+// OuterDst is the outer destination of a tunnel-mode SA.
+func (sa *OutboundSA) OuterDst() netip.Addr { return sa.dst }
+
+// MaxInner is the largest IP packet that, encapsulated, fits in mtu
+// bytes: the MTU to report in ICMP errors for the path through the SA.
+func (sa *OutboundSA) MaxInner(mtu int) int {
+	fixed := sa.OuterLen(0) - ptLenFor(0, sa.esp.PadTo())
+	pad := sa.esp.PadTo()
+	return (mtu-fixed)/pad*pad - crypto.TrailerLen
+}
+
+// OuterLen is the length of the packet that encapsulating an IP packet of
+// n bytes produces, TFC padding aside: for path MTU checks before the
+// work is done.
+func (sa *OutboundSA) OuterLen(n int) int {
+	outer := 0
+	if sa.mode == ModeTunnel {
+		outer = sa.ipLen
+	}
+	if sa.encap {
+		outer += udpLen
+	}
+	return outer + crypto.HeaderLen + sa.esp.IVLen() + ptLenFor(n, sa.esp.PadTo()) + sa.esp.ICVLen()
+}
+
 // String describes the SA without its keys.
 func (sa *OutboundSA) String() string {
 	return fmt.Sprintf("out spi=%#08x %v %v esn=%v encap=%v", sa.spi, sa.mode, sa.esp, sa.esn, sa.encap)
@@ -272,6 +321,7 @@ func (sa *OutboundSA) reserve(n int) (first uint64, got int) {
 // replay window, and what the packets must look like.
 type InboundSA struct {
 	spi    uint32
+	reqid  uint64
 	esp    *crypto.ESP
 	mode   Mode
 	esn    bool
@@ -291,13 +341,16 @@ func NewInboundSA(c SAConfig) (*InboundSA, error) {
 		return nil, fmt.Errorf("inbound SA spi=%#x: %w", c.SPI, err)
 	}
 	return &InboundSA{
-		spi: c.SPI, esp: esp, mode: c.Mode, esn: c.ESN, encap: c.Encap,
+		spi: c.SPI, reqid: c.ReqID, esp: esp, mode: c.Mode, esn: c.ESN, encap: c.Encap,
 		window: NewReplayWindow(c.ReplayWindow, c.ESN),
 	}, nil
 }
 
 // SPI is the SA's security parameter index.
 func (sa *InboundSA) SPI() uint32 { return sa.spi }
+
+// ReqID is the request ID that ties the SA to its policies.
+func (sa *InboundSA) ReqID() uint64 { return sa.reqid }
 
 // Window is the SA's anti-replay window.
 func (sa *InboundSA) Window() *ReplayWindow { return sa.window }
