@@ -22,6 +22,11 @@ type fakePort struct {
 	// packet source of the pipeline benchmarks.
 	gen      []byte
 	genAddrs []uint64
+	// genList, if set, makes Receive cycle through these frames, calling
+	// onWrap each time it starts over.
+	genList [][]byte
+	genNext int
+	onWrap  func()
 	txFull   bool // refuse every transmit, as a full TX ring
 	received int
 }
@@ -51,6 +56,26 @@ func (p *fakePort) queue(tb testing.TB, frames ...[]byte) {
 }
 
 func (p *fakePort) Receive(descs []afxdp.Desc) int {
+	if p.genList != nil {
+		if cap(p.genAddrs) < len(descs) {
+			p.genAddrs = make([]uint64, len(descs))
+		}
+		n := p.mem.Alloc(p.genAddrs[:len(descs)])
+		for i, a := range p.genAddrs[:n] {
+			if p.genNext == len(p.genList) {
+				p.genNext = 0
+				p.onWrap()
+			}
+			g := p.genList[p.genNext]
+			p.genNext++
+			d := p.mem.Desc(a, p.mem.RxOffset(), len(g))
+			buf, off := p.mem.Chunk(d)
+			copy(buf[off:], g)
+			descs[i] = d
+		}
+		p.received += n
+		return n
+	}
 	if p.gen != nil {
 		if cap(p.genAddrs) < len(descs) {
 			p.genAddrs = make([]uint64, len(descs))
