@@ -24,9 +24,9 @@ type fakePort struct {
 	genAddrs []uint64
 	// genList, if set, makes Receive cycle through these frames, calling
 	// onWrap each time it starts over.
-	genList [][]byte
-	genNext int
-	onWrap  func()
+	genList  [][]byte
+	genNext  int
+	onWrap   func()
 	txFull   bool // refuse every transmit, as a full TX ring
 	received int
 }
