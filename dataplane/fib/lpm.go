@@ -1,10 +1,8 @@
 package fib
 
 import (
-	"cmp"
 	"math/bits"
 	"net/netip"
-	"slices"
 )
 
 // key128 holds an address as a 128-bit big-endian number, so that one LPM
@@ -37,9 +35,8 @@ func masks(plen int) (hi, lo uint64) {
 }
 
 // fmix64 is MurmurHash3's finalizer: every input bit flips each output bit
-// with probability about one half, which the open-addressing table below
-// needs because prefixes differ only in their high bits and a plain
-// multiplicative hash would leave the low bits of short prefixes constant.
+// with probability about one half. ECMP and Resolve's rate limiter take
+// the low bits of its result.
 func fmix64(h uint64) uint64 {
 	h ^= h >> 33
 	h *= 0xff51afd7ed558ccd
@@ -49,8 +46,15 @@ func fmix64(h uint64) uint64 {
 	return h
 }
 
-func hashKey(hi, lo uint64, plen uint8) uint64 {
-	return fmix64(hi ^ bits.RotateLeft64(lo*0x9e3779b97f4a7c15, 31) ^ uint64(plen)*0x165667b19e3779f9)
+// hash128 hashes a 128-bit key and a small discriminator (a prefix length,
+// an interface index) for the open-addressing tables, which index with its
+// top bits. It is Fibonacci hashing (Knuth, TAOCP 6.4): the top bits of a
+// product by 2^64/phi depend on every bit of the multiplicand, and spread
+// keys that differ in a few bits, as neighbouring prefixes do, evenly; one
+// multiply for hi, one to fold lo in, one for the discriminator, where a
+// full mixer such as fmix64 would cost twice as much per probe.
+func hash128(hi, lo, extra uint64) uint64 {
+	return (hi ^ bits.RotateLeft64(lo*0x9e3779b97f4a7c15, 32) ^ extra*0xff51afd7ed558ccd) * 0x9e3779b97f4a7c15
 }
 
 // level is one prefix length present in an lpm, with its masks.
@@ -88,6 +92,7 @@ type lpm struct {
 	levels []level // ascending by plen
 	slots  []slot  // power of two, at most half full
 	mask   uint64  // len(slots) - 1
+	shift  uint8   // 64 - log2(len(slots)): hashes index with their top bits
 }
 
 // lpmEntry is a prefix to index and the value a match returns.
@@ -99,7 +104,7 @@ type lpmEntry struct {
 
 // find returns the value stored for (hi, lo, plen) and whether there is one.
 func (t *lpm) find(hi, lo uint64, plen uint8) (int32, bool) {
-	i := hashKey(hi, lo, plen) & t.mask
+	i := hash128(hi, lo, uint64(plen)) >> t.shift
 	for {
 		s := &t.slots[i]
 		if s.plen1 == 0 {
@@ -159,8 +164,11 @@ func buildLPM(entries []lpmEntry) lpm {
 	for _, e := range entries {
 		exact[ek{e.key, e.plen}] = e.val
 	}
-	// Markers: along the search path towards each prefix's length.
-	markers := make(map[ek]struct{})
+	// Markers: along the search path towards each prefix's length. The
+	// slice keeps them in the order they were found, so that equal
+	// inputs build equal tables.
+	seen := make(map[ek]struct{})
+	var markers []ek
 	for _, e := range entries {
 		target := idx[e.plen]
 		lo, hi := 0, len(t.levels)-1
@@ -173,7 +181,10 @@ func buildLPM(entries []lpmEntry) lpm {
 				lv := t.levels[mid]
 				k := ek{key128{e.key.hi & lv.hiMask, e.key.lo & lv.loMask}, lv.plen}
 				if _, ok := exact[k]; !ok {
-					markers[k] = struct{}{}
+					if _, ok := seen[k]; !ok {
+						seen[k] = struct{}{}
+						markers = append(markers, k)
+					}
 				}
 				lo = mid + 1
 			} else {
@@ -182,36 +193,25 @@ func buildLPM(entries []lpmEntry) lpm {
 		}
 	}
 
-	n := len(exact) + len(markers)
+	n := len(entries) + len(markers)
 	size := 8
 	for size < 2*n {
 		size <<= 1
 	}
 	t.slots = make([]slot, size)
 	t.mask = uint64(size - 1)
+	t.shift = uint8(64 - bits.TrailingZeros(uint(size)))
 	insert := func(k ek, v int32) {
-		i := hashKey(k.key.hi, k.key.lo, k.plen) & t.mask
+		i := hash128(k.key.hi, k.key.lo, uint64(k.plen)) >> t.shift
 		for t.slots[i].plen1 != 0 {
 			i = (i + 1) & t.mask
 		}
 		t.slots[i] = slot{hi: k.key.hi, lo: k.key.lo, val: v, plen1: k.plen + 1}
 	}
-	// Insert in a fixed order so that equal inputs give equal tables.
-	keys := make([]ek, 0, n)
-	for k := range exact {
-		keys = append(keys, k)
+	for _, e := range entries {
+		insert(ek{e.key, e.plen}, e.val)
 	}
-	for k := range markers {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b ek) int {
-		return cmp.Or(cmp.Compare(a.plen, b.plen), cmp.Compare(a.key.hi, b.key.hi), cmp.Compare(a.key.lo, b.key.lo))
-	})
-	for _, k := range keys {
-		if v, ok := exact[k]; ok {
-			insert(k, v)
-			continue
-		}
+	for _, k := range markers {
 		// A marker's best match: the longest real prefix, strictly
 		// shorter than the marker, that contains its bits.
 		best := int32(-1)

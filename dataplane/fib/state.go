@@ -67,7 +67,7 @@ func (s *state) publish(t *Table) {
 		next.fwd = buildFwd(slices.Collect(maps.Values(s.links)), s.addrs, s.routes())
 	}
 	if s.neighDirty {
-		next.neigh = maps.Clone(s.neigh)
+		next.neigh = buildNeighTable(s.neigh)
 	}
 	s.fwdDirty, s.neighDirty = false, false
 	t.publish(next)

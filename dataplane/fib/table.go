@@ -11,12 +11,12 @@ import (
 
 // Link is a network interface as the kernel describes it.
 type Link struct {
-	Index int
+	Index int // the kernel's ifindex, which AF_XDP sockets bind to
 	Name  string
 	// MAC is the interface's Ethernet address, the source of the frames
 	// sent through it; zero for interfaces without one.
 	MAC [6]byte
-	MTU int
+	MTU int // the largest IP packet the interface sends
 	// Up is true when the interface is administratively up and has
 	// carrier (IFF_UP and IFF_RUNNING): what `ip link` shows as UP and
 	// LOWER_UP.
@@ -74,17 +74,20 @@ type NextHop struct {
 type Result uint8
 
 const (
-	// NoRoute: no route matches, or the matching route rejects.
+	// NoRoute means that no route matches, or that the matching route
+	// rejects: the packet gets an ICMP destination unreachable, or is
+	// dropped.
 	NoRoute Result = iota
-	// Unresolved: a route matches but its next hop's link-layer address
-	// is not known (or no longer usable). The NextHop is filled except
-	// DstMAC; ask the kernel with [Table.Resolve] and hold or drop the
-	// packet.
+	// Unresolved means that a route matches but the link-layer address of
+	// its next hop is unknown or no longer usable. The NextHop is filled
+	// except DstMAC; ask the kernel with [Table.Resolve] and hold or drop
+	// the packet.
 	Unresolved
-	// OK: the NextHop is complete.
+	// OK means that the NextHop is complete.
 	OK
 )
 
+// String returns the result's name, for logs and test failures.
 func (r Result) String() string {
 	switch r {
 	case NoRoute:
@@ -130,7 +133,7 @@ type Table struct {
 // successive snapshots.
 type snapshot struct {
 	fwd   *fwd
-	neigh map[neighKey]*neighEntry
+	neigh neighTable
 }
 
 // fwd is what the routes, links and addresses compile to; it is rebuilt
@@ -158,6 +161,8 @@ type fwdRoute struct {
 type hop struct {
 	ifindex int
 	gw      netip.Addr
+	gwKey   key128 // the gateway's neighbour key, when gw is valid
+	gwID    uint64
 	src     netip.Addr
 	srcMAC  [6]byte
 	mtu     int
@@ -171,7 +176,7 @@ func New() *Table {
 		resolve: make(chan resolveReq, resolveQueue),
 		epoch:   time.Now(),
 	}
-	t.snap.Store(&snapshot{fwd: &fwd{}, neigh: map[neighKey]*neighEntry{}})
+	t.snap.Store(&snapshot{fwd: &fwd{}})
 	return t
 }
 
@@ -201,11 +206,13 @@ func (t *Table) Lookup(dst netip.Addr, nh *NextHop) Result {
 	s := t.snap.Load()
 	f := s.fwd
 	var i int32
+	k := keyOf(dst)
+	is4 := dst.Is4()
 	switch {
-	case dst.Is4():
-		i = f.v4.lookup(keyOf(dst))
+	case is4:
+		i = f.v4.lookup(k)
 	case dst.Is6():
-		i = f.v6.lookup(keyOf(dst))
+		i = f.v6.lookup(k)
 	default:
 		return NoRoute
 	}
@@ -218,17 +225,20 @@ func (t *Table) Lookup(dst netip.Addr, nh *NextHop) Result {
 	}
 	h := &r.hops[0]
 	if len(r.hops) > 1 {
-		h = &r.hops[r.pick(dst)]
+		h = &r.hops[r.pick(k)]
 	}
 	nh.Ifindex = h.ifindex
-	nh.Addr = h.gw
-	if !h.gw.IsValid() {
-		nh.Addr = dst
-	}
 	nh.SrcMAC = h.srcMAC
 	nh.MTU = h.mtu
 	nh.Src = h.src
-	e := s.neigh[neighKey{ifindex: int32(h.ifindex), addr: nh.Addr.As16()}]
+	var e *neighEntry
+	if h.gwID != 0 {
+		nh.Addr = h.gw
+		e = s.neigh.find(h.gwKey, h.gwID)
+	} else {
+		nh.Addr = dst
+		e = s.neigh.find(k, neighID(h.ifindex, is4))
+	}
 	if e == nil || e.state&nudValid == 0 {
 		nh.DstMAC = [6]byte{}
 		return Unresolved
@@ -244,8 +254,7 @@ func (t *Table) Lookup(dst netip.Addr, nh *NextHop) Result {
 
 // pick chooses one of several next hops by a hash of the destination,
 // weighted.
-func (r *fwdRoute) pick(dst netip.Addr) int {
-	k := keyOf(dst)
+func (r *fwdRoute) pick(k key128) int {
 	h := fmix64(k.hi ^ fmix64(k.lo))
 	w := uint32((uint64(uint32(h)) * uint64(r.total)) >> 32)
 	for i, c := range r.cum {
