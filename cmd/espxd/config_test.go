@@ -1,0 +1,112 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/espx/espx/dataplane"
+	"github.com/espx/espx/spd"
+)
+
+const goodConfig = `
+[dataplane]
+protected = "eth1"
+unprotected = "eth0"
+sp-hash-ipv4 = [16, 24]
+
+[[policy]]
+dir = "out"
+local = "10.22.0.0/20"
+remote = "10.24.1.0/24"
+proto = "tcp"
+remote-ports = "1000-2000"
+action = "protect"
+reqid = 7
+trap = true
+
+[[sa]]
+dir = "out"
+spi = "0x1001"
+reqid = 7
+src = "192.0.2.1"
+dst = "192.0.2.2"
+encryption = "aes-cbc"
+key = "0x000102030405060708090a0b0c0d0e0f"
+integrity = "hmac-sha2-256-128"
+integrity-key = "000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f"
+esn = true
+encap = true
+hard-time = "1h"
+`
+
+func TestParseConfig(t *testing.T) {
+	c, err := parseConfig(goodConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.sas) != 1 || len(c.policies) != 1 {
+		t.Fatalf("%d SAs, %d policies", len(c.sas), len(c.policies))
+	}
+	sa := c.sas[0]
+	if sa.SPI != 0x1001 || sa.ReqID != 7 || sa.Inbound || !sa.ESN || !sa.Encap || sa.ReplayWindow != 4096 ||
+		sa.Mode != dataplane.ModeTunnel || sa.Lifetime.HardAdd.Hours() != 1 || len(sa.Transform.IntegKey) != 32 {
+		t.Fatalf("SA %+v", sa)
+	}
+	p := c.policies[0]
+	if p.Dir != spd.DirOut || p.Action != spd.Protect || !p.Trap || p.SA != 7 || p.Proto != 6 || p.RemotePorts != spd.Ports(1000, 2000) {
+		t.Fatalf("policy %v", p)
+	}
+	if c.dp.Thresholds != (spd.Thresholds{V4Local: 16, V4Remote: 24, V6Local: 128, V6Remote: 128}) || c.dp.DefaultBypass {
+		t.Fatalf("dataplane config %+v", c.dp)
+	}
+}
+
+// Every error names its field and reason, all errors are reported at
+// once, and keys are never echoed.
+func TestParseConfigErrors(t *testing.T) {
+	for _, c := range []struct {
+		name, edit, want string
+	}{
+		{"unknown key", `protected = "eth1"|protected = "eth1"` + "\n" + `colour = "red"`, "unknown key(s): dataplane.colour"},
+		{"bad spi", `spi = "0x1001"|spi = "banana"`, `sa[0]: spi: "banana"`},
+		{"reserved spi", `spi = "0x1001"|spi = "17"`, "SPI 0x11 is reserved"},
+		{"bad key", `key = "0x000102030405060708090a0b0c0d0e0f"|key = "0xsecretsecret"`, "sa[0]: key: not a hex string"},
+		{"short key", `key = "0x000102030405060708090a0b0c0d0e0f"|key = "0x0001"`, "sa[0]: encryption:"},
+		{"family mix", `dst = "192.0.2.2"|dst = "2001:db8::2"`, "not of one family"},
+		{"bad encryption", `encryption = "aes-cbc"|encryption = "des"`, `sa[0]: encryption: "des"`},
+		{"protect without reqid", "action = \"protect\"\nreqid = 7|action = \"protect\"", "policy[0]: reqid:"},
+		{"ports without proto", `proto = "tcp"|proto = ""`, "policy[0]:"},
+		{"bad prefix", `local = "10.22.0.0/20"|local = "10.22.0.0/40"`, "policy[0]: local:"},
+		{"thresholds", `sp-hash-ipv4 = [16, 24]|sp-hash-ipv4 = [16, 33]`, "dataplane.sp-hash-ipv4"},
+		{"same interface", `protected = "eth1"|protected = "eth0"`, "dataplane.unprotected: the same interface"},
+		{"bad default", `protected = "eth1"|protected = "eth1"` + "\n" + `default-policy = "maybe"`, "dataplane.default-policy"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			text := goodConfig
+			if from, to, ok := strings.Cut(c.edit, "|"); ok {
+				if !strings.Contains(text, from) {
+					t.Fatalf("edit %q does not apply", from)
+				}
+				text = strings.Replace(text, from, to, 1)
+			} else {
+				text += c.edit
+			}
+			_, err := parseConfig(text)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q, want it to say %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "0a0b0c0d0e0f") {
+				t.Fatalf("error shows key material: %v", err)
+			}
+		})
+	}
+	// Several errors at once, all reported.
+	bad := strings.Replace(strings.Replace(goodConfig, `dir = "out"`, `dir = "sideways"`, 2), `unprotected = "eth0"`, `unprotected = ""`, 1)
+	_, err := parseConfig(bad)
+	if err == nil || !strings.Contains(err.Error(), "policy[0]: dir") || !strings.Contains(err.Error(), "sa[0]: dir") || !strings.Contains(err.Error(), "dataplane.unprotected") {
+		t.Fatalf("want three errors, got %v", err)
+	}
+}

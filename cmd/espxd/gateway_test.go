@@ -1,0 +1,667 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/espx/espx/internal/netnstest"
+)
+
+// The gateway tests run two espxd processes in network namespaces:
+//
+//	hostA ── gwA ══ wire ══ gwB ── hostB
+//
+// hostA 198.51.100.10/24 2001:db8:1::10/64 behind gwA (.1), hostB
+// 203.0.113.20/24 2001:db8:2::20/64 behind gwB (.1); gwA 192.0.2.1 and
+// 2001:db8::1, gwB 192.0.2.2 and 2001:db8::2 on the unprotected link,
+// which goes through a bridge in the wire namespace so that tcpdump there
+// sees the ESP on it. The kernels of the gateways do not forward
+// (net.ipv4.ip_forward is 0 in a new namespace): every packet that makes
+// it from one host to the other went through espx.
+
+// python is Debian's, which .ci/deps gives scapy.
+const python = "/usr/bin/python3"
+
+type topo struct {
+	hostA, gwA, wire, gwB, hostB *netnstest.NS
+	dir                          string
+	bin, ctl                     string
+}
+
+var buildOnce struct {
+	dir string
+	err error
+}
+
+// buildBinaries builds espxd and espxctl once per test binary run.
+func buildBinaries(t *testing.T) (string, string) {
+	t.Helper()
+	if buildOnce.dir == "" && buildOnce.err == nil {
+		dir, err := os.MkdirTemp("", "espxd-test-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buildOnce.dir = dir
+		for _, c := range []string{"espxd", "espxctl"} {
+			out, err := exec.Command("go", "build", "-o", filepath.Join(dir, c), "github.com/espx/espx/cmd/"+c).CombinedOutput()
+			if err != nil {
+				buildOnce.err = fmt.Errorf("build %s: %v: %s", c, err, out)
+			}
+		}
+	}
+	if buildOnce.err != nil {
+		t.Fatal(buildOnce.err)
+	}
+	return filepath.Join(buildOnce.dir, "espxd"), filepath.Join(buildOnce.dir, "espxctl")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildOnce.dir != "" {
+		os.RemoveAll(buildOnce.dir)
+	}
+	os.Exit(code)
+}
+
+func requireTools(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, c := range tools {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Skipf("needs %s (installed by .ci/deps): %v", c, err)
+		}
+	}
+}
+
+func newTopo(t *testing.T, queues int) *topo {
+	t.Helper()
+	netnstest.Require(t)
+	requireTools(t, "ping", "ethtool")
+	bin, ctl := buildBinaries(t)
+	tp := &topo{
+		hostA: netnstest.New(t, "espx-hostA"), gwA: netnstest.New(t, "espx-gwA"),
+		wire: netnstest.New(t, "espx-wire"),
+		gwB:  netnstest.New(t, "espx-gwB"), hostB: netnstest.New(t, "espx-hostB"),
+		dir: t.TempDir(), bin: bin, ctl: ctl,
+	}
+	netnstest.VethQueues(t, tp.hostA, "eth0", tp.gwA, "prot", queues)
+	netnstest.VethQueues(t, tp.gwA, "unprot", tp.wire, "wa", queues)
+	netnstest.VethQueues(t, tp.wire, "wb", tp.gwB, "unprot", queues)
+	netnstest.VethQueues(t, tp.hostB, "eth0", tp.gwB, "prot", queues)
+	tp.wire.IP(t, "link", "add", "br0", "type", "bridge")
+	tp.wire.IP(t, "link", "set", "wa", "master", "br0")
+	tp.wire.IP(t, "link", "set", "wb", "master", "br0")
+	tp.wire.IP(t, "link", "set", "br0", "up")
+	for _, c := range []struct {
+		ns   *netnstest.NS
+		dev  string
+		addr []string
+	}{
+		{tp.hostA, "eth0", []string{"198.51.100.10/24", "2001:db8:1::10/64"}},
+		{tp.gwA, "prot", []string{"198.51.100.1/24", "2001:db8:1::1/64"}},
+		{tp.gwA, "unprot", []string{"192.0.2.1/24", "2001:db8::1/64"}},
+		{tp.gwB, "unprot", []string{"192.0.2.2/24", "2001:db8::2/64"}},
+		{tp.gwB, "prot", []string{"203.0.113.1/24", "2001:db8:2::1/64"}},
+		{tp.hostB, "eth0", []string{"203.0.113.20/24", "2001:db8:2::20/64"}},
+	} {
+		for _, a := range c.addr {
+			c.ns.IP(t, "addr", "add", a, "dev", c.dev, "nodad")
+		}
+		// XDP sees what the kernel hands the device: segments no larger
+		// than the MTU, with their checksums filled in.
+		netnstest.Run(t, "ip", "netns", "exec", c.ns.Name, "ethtool", "-K", c.dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off")
+	}
+	tp.hostA.IP(t, "route", "add", "default", "via", "198.51.100.1")
+	tp.hostA.IP(t, "-6", "route", "add", "default", "via", "2001:db8:1::1")
+	tp.hostB.IP(t, "route", "add", "default", "via", "203.0.113.1")
+	tp.hostB.IP(t, "-6", "route", "add", "default", "via", "2001:db8:2::1")
+	// The gateways route the other side's hosts to the peer, for traffic
+	// that bypasses the tunnel.
+	tp.gwA.IP(t, "route", "add", "203.0.113.0/24", "via", "192.0.2.2")
+	tp.gwB.IP(t, "route", "add", "198.51.100.0/24", "via", "192.0.2.1")
+	return tp
+}
+
+// ping runs ping in ns and returns how many replies came back.
+func ping(t *testing.T, ns *netnstest.NS, dst string, count int, size int) int {
+	t.Helper()
+	out, _ := netnstest.RunErr("ip", "netns", "exec", ns.Name, "ping", "-n", "-q", "-c", fmt.Sprint(count),
+		"-i", "0.05", "-W", "1", "-s", fmt.Sprint(size), dst)
+	var sent, recv int
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "packets transmitted") {
+			fmt.Sscanf(l, "%d packets transmitted, %d received", &sent, &recv)
+		}
+	}
+	return recv
+}
+
+// warm has each gateway's kernel resolve its neighbours, so that the
+// first packets through espx find them resolved. (espx asks the kernel to
+// resolve unknown next hops itself, and drops meanwhile; the tests want
+// exact counts.)
+func (tp *topo) warm(t *testing.T) {
+	t.Helper()
+	for _, c := range []struct {
+		ns  *netnstest.NS
+		dst []string
+	}{
+		{tp.gwA, []string{"198.51.100.10", "192.0.2.2", "2001:db8:1::10", "2001:db8::2"}},
+		{tp.gwB, []string{"203.0.113.20", "192.0.2.1", "2001:db8:2::20", "2001:db8::1"}},
+	} {
+		for _, d := range c.dst {
+			if ping(t, c.ns, d, 1, 56) != 1 {
+				t.Fatalf("%s cannot reach %s before espx starts", c.ns.Name, d)
+			}
+		}
+	}
+}
+
+// checkMetrics scrapes the gateway in ns and checks that its counters
+// add up from Prometheus's side too.
+func checkMetrics(t *testing.T, ns *netnstest.NS) {
+	t.Helper()
+	m := scrape(t, ns)
+	in := m["espx_dataplane_received_packets_total"] + m["espx_dataplane_held_packets_sent_total"] + m["espx_dataplane_icmp_errors_sent_total"]
+	out := m["espx_dataplane_transmitted_packets_total"] + m["espx_dataplane_dropped_packets_total"]
+	held := m["espx_dataplane_acquires_raised_total"] + m["espx_dataplane_acquires_suppressed_total"]
+	if in == 0 || in != out+held-m[`espx_dataplane_dropped_packets_total{reason="acquire"}`] {
+		t.Errorf("%s metrics: %v in, %v out or dropped, %v trapped", ns.Name, in, out, held)
+	}
+	if m["espx_sa_packets_total"] == 0 || m["espx_xdp_received_packets_total"] != m["espx_dataplane_received_packets_total"] {
+		t.Errorf("%s metrics: per-SA packets %v, AF_XDP received %v of %v", ns.Name, m["espx_sa_packets_total"],
+			m["espx_xdp_received_packets_total"], m["espx_dataplane_received_packets_total"])
+	}
+}
+
+// scrape fetches espxd's /metrics inside ns and sums each metric over its
+// labels; the series of drop reason "acquire" is kept apart too.
+func scrape(t *testing.T, ns *netnstest.NS) map[string]float64 {
+	t.Helper()
+	var conn net.Conn
+	if err := ns.Do(func() (err error) {
+		conn, err = net.DialTimeout("tcp", "127.0.0.1:9560", 2*time.Second)
+		return err
+	}); err != nil {
+		t.Fatalf("metrics in %s: %v", ns.Name, err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /metrics: %v %v", resp.Status, err)
+	}
+	m := map[string]float64{}
+	for _, l := range strings.Split(string(body), "\n") {
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		series, val, ok := strings.Cut(l, " ")
+		if !ok {
+			continue
+		}
+		var v float64
+		fmt.Sscan(val, &v)
+		name, _, _ := strings.Cut(series, "{")
+		m[name] += v
+		if name == "espx_dataplane_dropped_packets_total" && strings.Contains(series, `reason="acquire"`) {
+			m[`espx_dataplane_dropped_packets_total{reason="acquire"}`] += v
+		}
+	}
+	return m
+}
+
+type gwParams struct {
+	Local, Remote       [2]string // outer addresses, IPv4 and IPv6
+	LocalNet, RemoteNet [2]string
+	OutSPI, InSPI       string
+	OutKey, InKey       string
+	Encap               bool
+	Outer6              bool
+	Socket              string
+	Queues              int
+	Extra               string
+}
+
+const gwTemplate = `
+[dataplane]
+protected = "prot"
+unprotected = "unprot"
+queues = {{.Queues}}
+default-policy = "discard"
+sp-hash-ipv4 = [16, 16]
+
+[control]
+socket = "{{.Socket}}"
+
+[metrics]
+listen = "127.0.0.1:9560"
+per-sa = 10
+
+{{range $f, $x := .LocalNet}}
+[[policy]]
+dir = "out"
+local = "{{index $.LocalNet $f}}"
+remote = "{{index $.RemoteNet $f}}"
+action = "protect"
+reqid = 1
+priority = 100
+
+[[policy]]
+dir = "fwd"
+local = "{{index $.LocalNet $f}}"
+remote = "{{index $.RemoteNet $f}}"
+action = "protect"
+reqid = 1
+priority = 100
+{{end}}
+
+[[sa]]
+dir = "out"
+spi = "{{.OutSPI}}"
+reqid = 1
+src = "{{if .Outer6}}{{index .Local 1}}{{else}}{{index .Local 0}}{{end}}"
+dst = "{{if .Outer6}}{{index .Remote 1}}{{else}}{{index .Remote 0}}{{end}}"
+encryption = "aes-gcm-16"
+key = "{{.OutKey}}"
+encap = {{.Encap}}
+
+[[sa]]
+dir = "in"
+spi = "{{.InSPI}}"
+reqid = 1
+src = "{{if .Outer6}}{{index .Remote 1}}{{else}}{{index .Remote 0}}{{end}}"
+dst = "{{if .Outer6}}{{index .Local 1}}{{else}}{{index .Local 0}}{{end}}"
+encryption = "aes-gcm-16"
+key = "{{.InKey}}"
+encap = {{.Encap}}
+{{.Extra}}
+`
+
+// Test keys: 16 bytes of AES key and 4 of salt each way.
+const (
+	keyAB = "0x00112233445566778899aabbccddeeff01020304"
+	keyBA = "0xffeeddccbbaa99887766554433221100a0b0c0d0"
+)
+
+type daemon struct {
+	cmd    *exec.Cmd
+	log    *bytes.Buffer
+	socket string
+	done   chan error
+}
+
+// startGateways writes both configurations and starts espxd in gwA and
+// gwB; the daemons are stopped (by PID) when the test ends.
+func (tp *topo) startGateways(t *testing.T, encap, outer6 bool, queues int, extraA, extraB string) (a, b *daemon) {
+	t.Helper()
+	pa := gwParams{
+		Local: [2]string{"192.0.2.1", "2001:db8::1"}, Remote: [2]string{"192.0.2.2", "2001:db8::2"},
+		LocalNet: [2]string{"198.51.100.0/24", "2001:db8:1::/64"}, RemoteNet: [2]string{"203.0.113.0/24", "2001:db8:2::/64"},
+		OutSPI: "0x1001", InSPI: "0x2001", OutKey: keyAB, InKey: keyBA, Encap: encap, Outer6: outer6,
+		Socket: filepath.Join(tp.dir, "a.sock"), Queues: queues, Extra: extraA,
+	}
+	pb := gwParams{
+		Local: pa.Remote, Remote: pa.Local, LocalNet: pa.RemoteNet, RemoteNet: pa.LocalNet,
+		OutSPI: pa.InSPI, InSPI: pa.OutSPI, OutKey: keyBA, InKey: keyAB, Encap: encap, Outer6: outer6,
+		Socket: filepath.Join(tp.dir, "b.sock"), Queues: queues, Extra: extraB,
+	}
+	tmpl := template.Must(template.New("gw").Parse(gwTemplate))
+	start := func(ns *netnstest.NS, name string, p gwParams) *daemon {
+		var conf bytes.Buffer
+		if err := tmpl.Execute(&conf, p); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(tp.dir, name+".toml")
+		if err := os.WriteFile(path, conf.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d := &daemon{log: new(bytes.Buffer), socket: p.Socket, done: make(chan error, 1)}
+		d.cmd = exec.Command("ip", "netns", "exec", ns.Name, tp.bin, "-config", path)
+		d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+		if err := d.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { d.done <- d.cmd.Wait() }()
+		t.Cleanup(func() {
+			// ip netns exec execs espxd, so this PID is espxd's own.
+			_ = d.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-d.done:
+			case <-time.After(10 * time.Second):
+				_ = d.cmd.Process.Kill()
+				<-d.done
+				t.Errorf("%s did not stop on SIGTERM", name)
+			}
+			if t.Failed() {
+				t.Logf("%s log:\n%s", name, d.log.String())
+			}
+		})
+		// Running once the control socket answers.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, err := tp.ctlErr(d, "sas"); err == nil {
+				break
+			}
+			select {
+			case err := <-d.done:
+				t.Fatalf("%s exited: %v\n%s", name, err, d.log.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not up after 10 s:\n%s", name, d.log.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return d
+	}
+	return start(tp.gwA, "gwA", pa), start(tp.gwB, "gwB", pb)
+}
+
+func (tp *topo) ctlErr(d *daemon, cmd string) (string, error) {
+	out, err := exec.Command(tp.ctl, "-socket", d.socket, "-json", cmd).CombinedOutput()
+	return string(out), err
+}
+
+type ctlCounters struct {
+	Cores []struct {
+		Core     int               `json:"core"`
+		Counters map[string]uint64 `json:"counters"`
+	} `json:"cores"`
+}
+
+// counters sums the daemon's per-core counters.
+func (tp *topo) counters(t *testing.T, d *daemon) map[string]uint64 {
+	t.Helper()
+	out, err := tp.ctlErr(d, "counters")
+	if err != nil {
+		t.Fatalf("espxctl counters: %v: %s", err, out)
+	}
+	var c ctlCounters
+	if err := json.Unmarshal([]byte(out), &c); err != nil {
+		t.Fatal(err)
+	}
+	sum := map[string]uint64{}
+	for _, core := range c.Cores {
+		for k, v := range core.Counters {
+			sum[k] += v
+		}
+	}
+	sum["cores"] = uint64(len(c.Cores))
+	return sum
+}
+
+// balanced checks that every frame a gateway received went out or was
+// dropped for a counted reason (or held and sent later). An ICMP error is
+// a packet the gateway made, sent in place of one it dropped.
+func balanced(t *testing.T, name string, c map[string]uint64) {
+	t.Helper()
+	var drops uint64
+	for k, v := range c {
+		if strings.HasPrefix(k, "drop_") {
+			drops += v
+		}
+	}
+	in := c["rx_packets_protected"] + c["rx_packets_unprotected"] + c["held_sent"] + c["icmp_sent"]
+	out := c["tx_packets_protected"] + c["tx_packets_unprotected"]
+	held := c["acquires"] + c["acquires_suppressed"] - c["drop_acquire"]
+	if in != out+drops+held {
+		t.Errorf("%s: %d in != %d out + %d dropped + %d held: %v", name, in, out, drops, held, c)
+	}
+}
+
+func TestGatewayStaticTunnel(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		encap, outer6 bool
+	}{
+		{"esp4", false, false},
+		{"udp4", true, false},
+		{"esp6", false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tp := newTopo(t, 1)
+			tp.warm(t)
+			a, b := tp.startGateways(t, c.encap, c.outer6, 1, "", "")
+			capture := tp.capture(t)
+			for _, p := range []struct {
+				from *netnstest.NS
+				dst  string
+			}{
+				{tp.hostA, "203.0.113.20"}, {tp.hostB, "198.51.100.10"},
+				{tp.hostA, "2001:db8:2::20"}, {tp.hostB, "2001:db8:1::10"},
+			} {
+				if n := ping(t, p.from, p.dst, 10, 56); n != 10 {
+					t.Fatalf("ping %s from %s: %d of 10 replies", p.dst, p.from.Name, n)
+				}
+			}
+			// Large packets that still fit the tunnel.
+			if n := ping(t, tp.hostA, "203.0.113.20", 3, 1380); n != 3 {
+				t.Fatalf("1380-byte ping: %d of 3 replies", n)
+			}
+			ca, cb := tp.counters(t, a), tp.counters(t, b)
+			// 23 requests each way, and their replies.
+			if ca["encrypted_packets"] < 23 || cb["decrypted_packets"] < 23 || ca["decrypted_packets"] < 23 {
+				t.Errorf("encrypted %d at gwA, decrypted %d at gwB and %d at gwA; want at least 23", ca["encrypted_packets"], cb["decrypted_packets"], ca["decrypted_packets"])
+			}
+			pcap := capture()
+			tp.checkWire(t, pcap, c.encap, c.outer6)
+			// Captured ESP sent to gwB again is refused as replayed.
+			out := netnstest.Run(t, "ip", "netns", "exec", tp.wire.Name, python, "testdata/esp_pcap.py", "replay", pcap, "wb", "0x1001")
+			var replayed uint64
+			fmt.Sscan(out, &replayed)
+			if replayed < 23 {
+				t.Fatalf("replayed %d packets", replayed)
+			}
+			cb2 := tp.counters(t, b)
+			if got := cb2["drop_replay"]; got != replayed {
+				t.Errorf("gwB counted %d replays of %d", got, replayed)
+			}
+			if cb2["decrypted_packets"] != cb["decrypted_packets"] {
+				t.Errorf("replayed packets decrypted: %d then %d", cb["decrypted_packets"], cb2["decrypted_packets"])
+			}
+			balanced(t, "gwA", tp.counters(t, a))
+			balanced(t, "gwB", cb2)
+			checkMetrics(t, tp.gwA)
+			checkMetrics(t, tp.gwB)
+		})
+	}
+}
+
+// capture starts tcpdump on the wire's bridge, for ESP and ESP in UDP,
+// and returns a function that stops it and returns the capture file.
+func (tp *topo) capture(t *testing.T) func() string {
+	t.Helper()
+	requireTools(t, "tcpdump")
+	path := filepath.Join(tp.dir, "wire.pcap")
+	var errb bytes.Buffer
+	cmd := exec.Command("ip", "netns", "exec", tp.wire.Name, "tcpdump", "-i", "br0", "-U", "-n", "-w", path, "esp or udp port 4500 or ip6 proto 50")
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+		})
+	}
+	t.Cleanup(stop)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(errb.String(), "listening on") {
+		if time.Now().After(deadline) {
+			t.Fatalf("tcpdump did not start: %s", errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return func() string {
+		// -U writes each packet as it comes; give the last one a moment.
+		time.Sleep(200 * time.Millisecond)
+		stop()
+		return path
+	}
+}
+
+type wirePacket struct {
+	SPI      uint32 `json:"spi"`
+	Seq      uint32 `json:"seq"`
+	OuterSrc string `json:"outer_src"`
+	OuterDst string `json:"outer_dst"`
+	Encap    bool   `json:"encap"`
+	Src      string `json:"src"`
+	Dst      string `json:"dst"`
+	Proto    int    `json:"proto"`
+	ICMPType *int   `json:"icmp_type"`
+}
+
+// checkWire decrypts the captured ESP with scapy and the configured keys
+// and checks that it carries the pings, in order of sequence number.
+func (tp *topo) checkWire(t *testing.T, pcap string, encap, outer6 bool) {
+	t.Helper()
+	sas := filepath.Join(tp.dir, "sas.json")
+	if err := os.WriteFile(sas, []byte(`{"1001": "`+keyAB[2:]+`", "2001": "`+keyBA[2:]+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(python, "testdata/esp_pcap.py", "decrypt", pcap, sas).CombinedOutput()
+	if err != nil {
+		t.Fatalf("scapy: %v\n%s", err, out)
+	}
+	outer := map[uint32][2]string{0x1001: {"192.0.2.1", "192.0.2.2"}, 0x2001: {"192.0.2.2", "192.0.2.1"}}
+	if outer6 {
+		outer = map[uint32][2]string{0x1001: {"2001:db8::1", "2001:db8::2"}, 0x2001: {"2001:db8::2", "2001:db8::1"}}
+	}
+	lastSeq := map[uint32]uint32{}
+	echoes := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var p wirePacket
+		if err := json.Unmarshal([]byte(l), &p); err != nil {
+			t.Fatalf("scapy said %q: %v", l, err)
+		}
+		if o := outer[p.SPI]; o[0] != p.OuterSrc || o[1] != p.OuterDst || p.Encap != encap {
+			t.Fatalf("spi %#x outer %s -> %s encap %v, want %v encap %v", p.SPI, p.OuterSrc, p.OuterDst, p.Encap, o, encap)
+		}
+		if p.Seq != lastSeq[p.SPI]+1 {
+			t.Fatalf("spi %#x seq %d after %d", p.SPI, p.Seq, lastSeq[p.SPI])
+		}
+		lastSeq[p.SPI] = p.Seq
+		if p.ICMPType != nil {
+			echoes[fmt.Sprintf("%s>%s/%d", p.Src, p.Dst, *p.ICMPType)]++
+		}
+	}
+	for _, want := range []string{
+		"198.51.100.10>203.0.113.20/8", "203.0.113.20>198.51.100.10/0",
+		"2001:db8:1::10>2001:db8:2::20/128", "2001:db8:2::20>2001:db8:1::10/129",
+	} {
+		if echoes[want] < 10 {
+			t.Errorf("%d ICMP %s decrypted from the wire, want at least 10 (all: %v)", echoes[want], want, echoes)
+		}
+	}
+}
+
+func TestGatewayPolicies(t *testing.T) {
+	tp := newTopo(t, 1)
+	tp.warm(t)
+	// gwA: hostA may talk to the peers' network in the clear; one host
+	// behind gwB is off limits; another part of gwB's network is on
+	// demand, with no SA.
+	extraA := `
+[acquire]
+timeout = "3s"
+hold = 2
+
+[[policy]]
+dir = "out"
+local = "198.51.100.0/24"
+remote = "192.0.2.0/24"
+action = "bypass"
+
+[[policy]]
+dir = "fwd"
+local = "198.51.100.0/24"
+remote = "192.0.2.0/24"
+action = "bypass"
+
+[[policy]]
+dir = "out"
+local = "198.51.100.0/24"
+remote = "203.0.113.99/32"
+action = "discard"
+priority = 10
+
+[[policy]]
+dir = "out"
+local = "198.51.100.0/24"
+remote = "203.0.113.128/25"
+action = "protect"
+reqid = 2
+trap = true
+priority = 50
+`
+	a, b := tp.startGateways(t, false, false, 1, extraA, "")
+	if n := ping(t, tp.hostA, "192.0.2.2", 3, 56); n != 3 {
+		t.Fatalf("bypass: %d of 3 replies from the peer's address", n)
+	}
+	if n := ping(t, tp.hostA, "203.0.113.99", 3, 56); n != 0 {
+		t.Fatalf("discard: %d replies", n)
+	}
+	before := tp.counters(t, a)
+	if n := ping(t, tp.hostA, "203.0.113.200", 5, 56); n != 0 {
+		t.Fatalf("trap without an SA: %d replies", n)
+	}
+	ca := tp.counters(t, a)
+	if ca["drop_policy_block"] != 3 {
+		t.Errorf("policy_block %d, want 3", ca["drop_policy_block"])
+	}
+	if got := ca["acquires"] - before["acquires"]; got != 1 {
+		t.Errorf("%d acquires for a burst of 5, want 1", got)
+	}
+	if got := ca["acquires_suppressed"] - before["acquires_suppressed"]; got != 4 {
+		t.Errorf("%d acquires suppressed, want 4", got)
+	}
+	// Path MTU: a packet that cannot fit the tunnel gets an ICMP
+	// fragmentation-needed with the MTU inside it.
+	out, _ := netnstest.RunErr("ip", "netns", "exec", tp.hostA.Name, "ping", "-n", "-c", "1", "-W", "1", "-M", "do", "-s", "1472", "203.0.113.20")
+	if !strings.Contains(out, "mtu = 1438") {
+		t.Errorf("oversize ping: no fragmentation needed with mtu 1438:\n%s", out)
+	}
+	if ca := tp.counters(t, a); ca["drop_too_big"] != 1 || ca["icmp_sent"] < 1 {
+		t.Errorf("too_big %d icmp_sent %d", ca["drop_too_big"], ca["icmp_sent"])
+	}
+	// A packet with TTL 1 at the gateway gets a time exceeded from it.
+	out, _ = netnstest.RunErr("ip", "netns", "exec", tp.hostA.Name, "ping", "-n", "-c", "1", "-W", "1", "-t", "1", "203.0.113.20")
+	if !strings.Contains(out, "From 198.51.100.1") || !strings.Contains(out, "Time to live exceeded") {
+		t.Errorf("TTL 1: no time exceeded from gwA:\n%s", out)
+	}
+	balanced(t, "gwA", tp.counters(t, a))
+	balanced(t, "gwB", tp.counters(t, b))
+	if n := strings.Count(a.log.String(), "kind=acquire"); n != 1 {
+		t.Errorf("gwA logged %d acquire events, want 1:\n%s", n, a.log.String())
+	}
+}
