@@ -218,7 +218,8 @@ func TestWorkerReplayedESPDropped(t *testing.T) {
 }
 
 // checkBalance checks that every frame a gateway received is accounted
-// for: sent, dropped for a reason, or held for an acquire.
+// for: sent, dropped for a reason, or held for an acquire. An ICMP error
+// is a packet the worker made, sent in place of one it dropped.
 func checkBalance(tb testing.TB, g *testGW) {
 	tb.Helper()
 	s := g.w.C.Snapshot()
@@ -226,7 +227,7 @@ func checkBalance(tb testing.TB, g *testGW) {
 	for _, d := range s.Drops {
 		drops += d
 	}
-	in := s.RxPackets[0] + s.RxPackets[1] + s.HeldSent
+	in := s.RxPackets[0] + s.RxPackets[1] + s.HeldSent + s.ICMPSent
 	out := s.TxPackets[0] + s.TxPackets[1]
 	held := s.Acquires + s.AcquiresSuppressed - s.Drops[DropAcquire]
 	if in != out+drops+held {
@@ -504,6 +505,7 @@ func TestWorkerICMP(t *testing.T) {
 			if p.a.w.C.Dropped(c.drop) != before+1 {
 				t.Fatalf("%v not counted", c.drop)
 			}
+			checkBalance(t, p.a)
 		})
 	}
 	// The largest packet that fits goes through.
