@@ -665,3 +665,115 @@ priority = 50
 		t.Errorf("gwA logged %d acquire events, want 1:\n%s", n, a.log.String())
 	}
 }
+
+// perCore returns each core's counters.
+func (tp *topo) perCore(t *testing.T, d *daemon) []map[string]uint64 {
+	t.Helper()
+	out, err := tp.ctlErr(d, "counters")
+	if err != nil {
+		t.Fatalf("espxctl counters: %v: %s", err, out)
+	}
+	var c ctlCounters
+	if err := json.Unmarshal([]byte(out), &c); err != nil {
+		t.Fatal(err)
+	}
+	var cores []map[string]uint64
+	for _, core := range c.Cores {
+		cores = append(cores, core.Counters)
+	}
+	return cores
+}
+
+type iperfResult struct {
+	End struct {
+		SumSent struct {
+			Bytes       float64 `json:"bytes"`
+			BitsPerSec  float64 `json:"bits_per_second"`
+			Retransmits int     `json:"retransmits"`
+		} `json:"sum_sent"`
+		SumReceived struct {
+			Bytes      float64 `json:"bytes"`
+			BitsPerSec float64 `json:"bits_per_second"`
+		} `json:"sum_received"`
+	} `json:"end"`
+	Error string `json:"error"`
+}
+
+// iperf runs an iperf3 TCP test from client to server (or back, with
+// reverse) for the given seconds with streams parallel connections.
+func iperf(t *testing.T, server, client *netnstest.NS, addr string, seconds, streams int, reverse bool) iperfResult {
+	t.Helper()
+	srv := exec.Command("ip", "netns", "exec", server.Name, "iperf3", "-s", "-1", "-B", addr)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Wait() }()
+	defer func() {
+		select {
+		case <-srvDone:
+		case <-time.After(5 * time.Second):
+			_ = srv.Process.Kill()
+			<-srvDone
+		}
+	}()
+	args := []string{"ip", "netns", "exec", client.Name, "iperf3", "-c", addr, "-t", fmt.Sprint(seconds),
+		"-P", fmt.Sprint(streams), "-J", "--connect-timeout", "2000"}
+	if reverse {
+		args = append(args, "-R")
+	}
+	var out []byte
+	var err error
+	var r iperfResult
+	for try := 0; try < 100; try++ { // until the server listens
+		out, err = exec.Command(args[0], args[1:]...).Output()
+		r = iperfResult{}
+		if jerr := json.Unmarshal(out, &r); jerr != nil {
+			t.Fatalf("iperf3: %v %v\n%s", err, jerr, out)
+		}
+		if !strings.Contains(r.Error, "Connection refused") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil || r.Error != "" {
+		t.Fatalf("iperf3: %v %s\n%s", err, r.Error, out)
+	}
+	return r
+}
+
+func TestGatewayTCPTwoWorkers(t *testing.T) {
+	requireTools(t, "iperf3")
+	tp := newTopo(t, 2)
+	tp.warm(t)
+	a, b := tp.startGateways(t, false, false, 2, "", "")
+	for _, reverse := range []bool{false, true} {
+		r := iperf(t, tp.hostB, tp.hostA, "203.0.113.20", 2, 8, reverse)
+		t.Logf("iperf3 reverse=%v: %.0f Mbit/s received, %d retransmits", reverse, r.End.SumReceived.BitsPerSec/1e6, r.End.SumSent.Retransmits)
+		if r.End.SumReceived.Bytes < 1e6 {
+			t.Errorf("iperf3 reverse=%v: only %.0f bytes received", reverse, r.End.SumReceived.Bytes)
+		}
+	}
+	cores := tp.perCore(t, a)
+	if len(cores) != 2 {
+		t.Fatalf("gwA runs %d workers, want 2", len(cores))
+	}
+	for i, c := range cores {
+		if c["encrypted_packets"] == 0 {
+			t.Errorf("gwA worker %d encrypted nothing: traffic did not spread over the queues: %v", i, c)
+		}
+	}
+	ca, cb := tp.counters(t, a), tp.counters(t, b)
+	for name, c := range map[string]map[string]uint64{"gwA": ca, "gwB": cb} {
+		for k, v := range c {
+			if strings.HasPrefix(k, "drop_") && v > 0 {
+				t.Logf("%s %s %d", name, k, v)
+			}
+		}
+	}
+	if ca["drop_replay"]+cb["drop_replay"] != 0 || ca["drop_auth_failed"]+cb["drop_auth_failed"] != 0 {
+		t.Errorf("two workers sharing an SA caused replay or ICV drops: %v %v", ca, cb)
+	}
+	balanced(t, "gwA", ca)
+	balanced(t, "gwB", cb)
+}
