@@ -45,8 +45,9 @@ type fileConfig struct {
 	Control struct {
 		Socket string `toml:"socket"`
 	} `toml:"control"`
-	SA     []saConfig     `toml:"sa"`
-	Policy []policyConfig `toml:"policy"`
+	SA         []saConfig     `toml:"sa"`
+	Policy     []policyConfig `toml:"policy"`
+	Connection []connConfig   `toml:"connection"`
 }
 
 // saConfig is a manual SA, as `ip xfrm state add` takes one.
@@ -106,6 +107,7 @@ type config struct {
 	dp         dataplane.Config
 	sas        []dataplane.SA
 	policies   []spd.Policy
+	conns      []*connection
 	attachMode string
 	bindMode   string
 }
@@ -232,6 +234,27 @@ func parseConfig(text string) (*config, error) {
 			continue
 		}
 		c.policies = append(c.policies, pol)
+	}
+	reqids := map[uint64]string{}
+	for _, sa := range c.sas {
+		reqids[sa.ReqID] = "sa"
+	}
+	names := map[string]bool{}
+	for i := range f.Connection {
+		conn, err := f.Connection[i].convert(i)
+		if err != nil {
+			errs = append(errs, &fieldError{fmt.Sprintf("connection[%d]", i), err})
+			continue
+		}
+		if names[conn.peer.Name] {
+			errs = append(errs, ferr(fmt.Sprintf("connection[%d].name", i), "%q used twice", conn.peer.Name))
+		}
+		names[conn.peer.Name] = true
+		if reqids[conn.reqid] != "" {
+			errs = append(errs, ferr(fmt.Sprintf("connection[%d].reqid", i), "%d is already used by a static SA or another connection", conn.reqid))
+		}
+		reqids[conn.reqid] = conn.peer.Name
+		c.conns = append(c.conns, conn)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -307,7 +307,8 @@ type daemon struct {
 	cmd    *exec.Cmd
 	log    *bytes.Buffer
 	socket string
-	done   chan error
+	exited chan struct{} // closed when the process has exited, err set
+	err    error
 }
 
 // startGateways writes both configurations and starts espxd in gwA and
@@ -331,50 +332,61 @@ func (tp *topo) startGateways(t *testing.T, encap, outer6 bool, queues int, extr
 		if err := tmpl.Execute(&conf, p); err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join(tp.dir, name+".toml")
-		if err := os.WriteFile(path, conf.Bytes(), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		d := &daemon{log: new(bytes.Buffer), socket: p.Socket, done: make(chan error, 1)}
-		d.cmd = exec.Command("ip", "netns", "exec", ns.Name, tp.bin, "-config", path)
-		d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-		if err := d.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { d.done <- d.cmd.Wait() }()
-		t.Cleanup(func() {
-			// ip netns exec execs espxd, so this PID is espxd's own.
-			_ = d.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-d.done:
-			case <-time.After(10 * time.Second):
-				_ = d.cmd.Process.Kill()
-				<-d.done
-				t.Errorf("%s did not stop on SIGTERM", name)
-			}
-			if t.Failed() {
-				t.Logf("%s log:\n%s", name, d.log.String())
-			}
-		})
-		// Running once the control socket answers.
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if _, err := tp.ctlErr(d, "sas"); err == nil {
-				break
-			}
-			select {
-			case err := <-d.done:
-				t.Fatalf("%s exited: %v\n%s", name, err, d.log.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not up after 10 s:\n%s", name, d.log.String())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		return d
+		return tp.startDaemon(t, ns, name, conf.String(), p.Socket)
 	}
 	return start(tp.gwA, "gwA", pa), start(tp.gwB, "gwB", pb)
+}
+
+// startDaemon starts espxd in ns with the configuration conf, whose
+// control socket is socket, waits until it answers, and stops it (by PID)
+// when the test ends.
+func (tp *topo) startDaemon(t *testing.T, ns *netnstest.NS, name, conf, socket string) *daemon {
+	t.Helper()
+	path := filepath.Join(tp.dir, name+".toml")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{log: new(bytes.Buffer), socket: socket, exited: make(chan struct{})}
+	d.cmd = exec.Command("ip", "netns", "exec", ns.Name, tp.bin, "-config", path)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		d.err = d.cmd.Wait()
+		close(d.exited)
+	}()
+	t.Cleanup(func() {
+		// ip netns exec execs espxd, so this PID is espxd's own.
+		_ = d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.exited:
+		case <-time.After(10 * time.Second):
+			_ = d.cmd.Process.Kill()
+			<-d.exited
+			t.Errorf("%s did not stop on SIGTERM", name)
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, d.log.String())
+		}
+	})
+	// Running once the control socket answers.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := tp.ctlErr(d, "sas"); err == nil {
+			break
+		}
+		select {
+		case <-d.exited:
+			t.Fatalf("%s exited: %v\n%s", name, d.err, d.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not up after 10 s:\n%s", name, d.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return d
 }
 
 func (tp *topo) ctlErr(d *daemon, cmd string) (string, error) {
@@ -773,6 +785,80 @@ func TestGatewayTCPTwoWorkers(t *testing.T) {
 	}
 	if ca["drop_replay"]+cb["drop_replay"] != 0 || ca["drop_auth_failed"]+cb["drop_auth_failed"] != 0 {
 		t.Errorf("two workers sharing an SA caused replay or ICV drops: %v %v", ca, cb)
+	}
+	balanced(t, "gwA", ca)
+	balanced(t, "gwB", cb)
+}
+
+const ikeTemplate = `
+[dataplane]
+protected = "prot"
+unprotected = "unprot"
+queues = 1
+default-policy = "discard"
+
+[control]
+socket = "%s"
+
+[[connection]]
+name = "peer"
+local = "%s"
+remote = "%s"
+local-id = "@%s.example"
+remote-id = "@%s.example"
+psk = "espx test key, not a secret"
+ike = "aes128gcm16-prfsha256-x25519"
+esp = "aes128gcm16"
+local-ts = ["%s", "%s"]
+remote-ts = ["%s", "%s"]
+start-action = "trap"
+`
+
+// The first ping from hostA to hostB raises an acquire at gwA, which
+// negotiates the tunnel with gwB over IKEv2, and the ping, held
+// meanwhile, is answered.
+func TestGatewayOnDemandIKE(t *testing.T) {
+	tp := newTopo(t, 1)
+	tp.warm(t)
+	sa, sb := filepath.Join(tp.dir, "a.sock"), filepath.Join(tp.dir, "b.sock")
+	a := tp.startDaemon(t, tp.gwA, "gwA", fmt.Sprintf(ikeTemplate, sa, "192.0.2.1", "192.0.2.2", "gwA", "gwB",
+		"198.51.100.0/24", "2001:db8:1::/64", "203.0.113.0/24", "2001:db8:2::/64"), sa)
+	b := tp.startDaemon(t, tp.gwB, "gwB", fmt.Sprintf(ikeTemplate, sb, "192.0.2.2", "192.0.2.1", "gwB", "gwA",
+		"203.0.113.0/24", "2001:db8:2::/64", "198.51.100.0/24", "2001:db8:1::/64"), sb)
+	start := time.Now()
+	out, _ := netnstest.RunErr("ip", "netns", "exec", tp.hostA.Name, "ping", "-n", "-c", "1", "-W", "2", "203.0.113.20")
+	took := time.Since(start)
+	if !strings.Contains(out, "1 received") {
+		t.Fatalf("the first ping was not answered:\n%s", out)
+	}
+	t.Logf("first ping answered after %v", took)
+	if took > time.Second {
+		t.Errorf("tunnel up and first ping answered after %v, want under 1 s", took)
+	}
+	if n := ping(t, tp.hostB, "2001:db8:1::10", 5, 56); n != 5 {
+		t.Errorf("IPv6 through the negotiated SA: %d of 5 replies", n)
+	}
+	ca, cb := tp.counters(t, a), tp.counters(t, b)
+	if ca["acquires"] != 1 || ca["held_sent"] != 1 || cb["acquires"] != 0 {
+		t.Errorf("gwA: %d acquires, %d held packets sent; gwB: %d acquires; want 1, 1, 0", ca["acquires"], ca["held_sent"], cb["acquires"])
+	}
+	for name, d := range map[string]*daemon{"gwA": a, "gwB": b} {
+		out, err := tp.ctlErr(d, "sas")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			SAs []struct {
+				Dir     string `json:"dir"`
+				Packets uint64 `json:"packets"`
+			} `json:"sas"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatal(err)
+		}
+		if len(r.SAs) != 2 || r.SAs[0].Packets == 0 || r.SAs[1].Packets == 0 {
+			t.Errorf("%s SAs: %s", name, out)
+		}
 	}
 	balanced(t, "gwA", ca)
 	balanced(t, "gwB", cb)

@@ -39,7 +39,7 @@ func main() {
 		os.Exit(2)
 	}
 	if *check {
-		fmt.Printf("%s: %d SAs, %d policies: ok\n", *configPath, len(cfg.sas), len(cfg.policies))
+		fmt.Printf("%s: %d SAs, %d policies, %d connections: ok\n", *configPath, len(cfg.sas), len(cfg.policies), len(cfg.conns))
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -67,6 +67,13 @@ func install(dp *dataplane.Dataplane, cfg *config) error {
 	for _, p := range cfg.policies {
 		if _, err := dp.AddPolicy(p); err != nil {
 			return fmt.Errorf("policy %v: %w", p, err)
+		}
+	}
+	for _, c := range cfg.conns {
+		for _, p := range c.policies() {
+			if _, err := dp.AddPolicy(p); err != nil {
+				return fmt.Errorf("connection %s: policy %v: %w", c.peer.Name, p, err)
+			}
 		}
 	}
 	return nil
@@ -106,10 +113,16 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		gw.Close()
 		return err
 	}
+	k, err := startIKE(ctx, cfg.conns, dp, log)
+	if err != nil {
+		gw.Close()
+		return err
+	}
 	go func() {
 		for ev := range dp.Events() {
 			log.Info("event", "kind", ev.Kind.String(), "spi", fmt.Sprintf("%#x", ev.SPI), "reqid", ev.ReqID,
 				"reason", ev.Reason, "policy", ev.Policy.String())
+			k.event(ev)
 		}
 	}()
 	errc := make(chan error, 1)
