@@ -12,7 +12,7 @@ BENCHCOUNT    ?= 6
 # Fuzz targets as package:FuzzName pairs.
 FUZZ_TARGETS = ./crypto:FuzzOpen ./crypto:FuzzSKOpen ./dataplane:FuzzDecap ./dataplane:FuzzReplay ./control:FuzzDecode ./control:FuzzReceive ./spd:FuzzLookup
 
-.PHONY: all build test test-go lint deps fuzz fuzz-brief bench clean
+.PHONY: all build test test-go lint deps demo fuzz fuzz-brief bench clean
 
 all: build
 
@@ -25,6 +25,11 @@ test: deps lint test-go fuzz-brief
 
 deps:
 	@./.ci/deps
+
+# demo brings up an on-demand tunnel between two espx gateways in network
+# namespaces, pings through it, shows SAs and counters, and cleans up.
+demo: deps
+	@./deploy/demo.sh
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -28,6 +28,10 @@ type Counters struct {
 	Acquires, AcquiresSuppressed, HeldSent, ICMPSent atomic.Uint64
 	// SPDLookups counts policy lookups.
 	SPDLookups atomic.Uint64
+	// NeighHeld counts packets set aside to wait for a next hop's
+	// link-layer address; NeighResumed those that then went on (sent, or
+	// dropped as no_neighbour after waiting too long).
+	NeighHeld, NeighResumed atomic.Uint64
 
 	_ [cacheLine]byte
 }
@@ -44,6 +48,7 @@ type pending struct {
 	drops                                              [numDrops]uint64
 	rxPackets, rxBytes, txPackets, txBytes             [2]uint64
 	acquires, suppressed, heldSent, icmp, spd          uint64
+	neighHeld, neighResumed                            uint64
 }
 
 // publish adds p to c and clears p.
@@ -71,6 +76,10 @@ func (p *pending) publish(c *Counters) {
 			add(&c.TxBytes[i], p.txBytes[i])
 		}
 	}
+	if p.neighHeld|p.neighResumed != 0 {
+		add(&c.NeighHeld, p.neighHeld)
+		add(&c.NeighResumed, p.neighResumed)
+	}
 	if p.acquires|p.suppressed|p.heldSent|p.icmp|p.spd != 0 {
 		add(&c.Acquires, p.acquires)
 		add(&c.AcquiresSuppressed, p.suppressed)
@@ -96,6 +105,7 @@ type CounterSnapshot struct {
 	RxPackets, RxBytes, TxPackets, TxBytes             [2]uint64
 	Acquires, AcquiresSuppressed, HeldSent, ICMPSent   uint64
 	SPDLookups                                         uint64
+	NeighHeld, NeighResumed                            uint64
 }
 
 // Snapshot copies the counters. Each value is exact; together they are
@@ -116,5 +126,6 @@ func (c *Counters) Snapshot() CounterSnapshot {
 	}
 	s.Acquires, s.AcquiresSuppressed = c.Acquires.Load(), c.AcquiresSuppressed.Load()
 	s.HeldSent, s.ICMPSent, s.SPDLookups = c.HeldSent.Load(), c.ICMPSent.Load(), c.SPDLookups.Load()
+	s.NeighHeld, s.NeighResumed = c.NeighHeld.Load(), c.NeighResumed.Load()
 	return s
 }

@@ -127,6 +127,7 @@ type Worker struct {
 	ins     [Batch]Inbound
 	nhs     [Batch]NextHop
 	nh      NextHop // scratch for route lookups: a local would escape
+	nhICMP  NextHop
 	idx     [Batch]int
 	cFrames [Batch]Frame
 	cOut    [Batch]*OutboundSA
@@ -138,6 +139,9 @@ type Worker struct {
 	tx      [2][]afxdp.Desc
 	free    []afxdp.Desc
 	addrs   [Batch]uint64
+
+	nheld []neighHeld
+	nfree [][]byte
 
 	injMu   sync.Mutex
 	injQ    [][]byte
@@ -238,6 +242,9 @@ func (w *Worker) Poll() int {
 	n := 0
 	if w.injPend.Load() {
 		n += w.injected()
+	}
+	if len(w.nheld) > 0 {
+		n += w.retryNeighbours()
 	}
 	for side := range w.ports {
 		p := w.ports[side]
@@ -346,7 +353,7 @@ func (w *Worker) outbound(descs []afxdp.Desc) {
 			}
 			// The frame itself is done with either way: held packets were
 			// copied.
-			w.drops[i] = DropAcquire
+			w.drops[i] = dropHeld
 			continue
 		}
 		// As a router does (RFC 1812 section 5.3.1): TTL first, then the
@@ -356,11 +363,12 @@ func (w *Worker) outbound(descs []afxdp.Desc) {
 			w.icmp(i, icmpTimeExceeded, icmp6TimeExceeded, 0, 0, DropTTL)
 			continue
 		}
+		dst := sa.OuterDst()
+		if sa.Mode() == ModeTransport {
+			dst = w.keys[i].Dst
+			lastSA = nil
+		}
 		if sa != lastSA {
-			dst := sa.OuterDst()
-			if sa.Mode() == ModeTransport {
-				dst = w.keys[i].Dst
-			}
 			lastSA, lastRes = sa, w.rt.Route(dst, &w.nh)
 		}
 		switch lastRes {
@@ -368,8 +376,7 @@ func (w *Worker) outbound(descs []afxdp.Desc) {
 			w.dropFrame(i, DropNoRoute)
 			continue
 		case RouteUnresolved:
-			w.rt.Resolve(w.nh.Ifindex, w.nh.Addr)
-			w.dropFrame(i, DropNoNeighbour)
+			w.holdForNeighbour(i, dst, true)
 			continue
 		}
 		if out := sa.OuterLen(f.Len); w.nh.MTU > 0 && out > w.nh.MTU {
@@ -499,13 +506,13 @@ func (w *Worker) forward(i int) {
 		return
 	}
 	nh := &w.nhs[i]
-	switch w.rt.Route(dstAddr(f.Data()), nh) {
+	dst := dstAddr(f.Data())
+	switch w.rt.Route(dst, nh) {
 	case RouteNone:
 		w.dropFrame(i, DropNoRoute)
 		return
 	case RouteUnresolved:
-		w.rt.Resolve(nh.Ifindex, nh.Addr)
-		w.dropFrame(i, DropNoNeighbour)
+		w.holdForNeighbour(i, dst, false)
 		return
 	}
 	if nh.MTU > 0 && f.Len > nh.MTU {
@@ -534,7 +541,8 @@ func (w *Worker) icmp(i int, typ4, typ6, code uint8, mtu int, reason Drop) {
 	if v6 {
 		typ, code = typ6, 0
 	}
-	back := &w.nh
+	// Not w.nh: it holds the next hop of the SA the batch is on.
+	back := &w.nhICMP
 	var srcAddr netip.Addr
 	if v6 {
 		srcAddr = netip.AddrFrom16([16]byte(p[ipv6SrcOff : ipv6SrcOff+16]))

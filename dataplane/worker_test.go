@@ -227,9 +227,9 @@ func checkBalance(tb testing.TB, g *testGW) {
 	for _, d := range s.Drops {
 		drops += d
 	}
-	in := s.RxPackets[0] + s.RxPackets[1] + s.HeldSent + s.ICMPSent
+	in := s.RxPackets[0] + s.RxPackets[1] + s.HeldSent + s.ICMPSent + s.NeighResumed
 	out := s.TxPackets[0] + s.TxPackets[1]
-	held := s.Acquires + s.AcquiresSuppressed - s.Drops[DropAcquire]
+	held := s.Acquires + s.AcquiresSuppressed - s.Drops[DropAcquire] + s.NeighHeld
 	if in != out+drops+held {
 		tb.Fatalf("in %d (rx %v, held sent %d) != out %d (tx %v) + drops %d + held %d", in, s.RxPackets, s.HeldSent, out, s.TxPackets, drops, held)
 	}
@@ -517,19 +517,49 @@ func TestWorkerICMP(t *testing.T) {
 
 func TestWorkerRouteFailures(t *testing.T) {
 	p := newTestPair(t, Config{}, false, false)
-	// The peer's address unresolved: drop, ask for resolution.
-	for i := range p.a.rt.routes {
-		if p.a.rt.routes[i].dst.Addr() == gw4b {
-			p.a.rt.routes[i].unresolved = true
+	// The peer's address unresolved: the packets wait (three per next hop,
+	// the rest dropped) while the kernel is asked to resolve it, and go
+	// once it has.
+	setResolved := func(g *testGW, addr netip.Addr, ok bool) {
+		for i := range g.rt.routes {
+			if g.rt.routes[i].dst.Addr() == addr {
+				g.rt.routes[i].unresolved = !ok
+			}
 		}
 	}
+	setResolved(p.a, gw4b, false)
 	pkt := udpPacket(netip.MustParseAddr("198.51.100.10"), netip.MustParseAddr("203.0.113.20"), 10, 0)
-	if _, wire := p.aToB(t, pkt); len(wire) != 0 {
+	if _, wire := p.aToB(t, pkt, pkt, pkt, pkt); len(wire) != 0 {
 		t.Fatal("sent to an unresolved next hop")
 	}
-	if p.a.w.C.Dropped(DropNoNeighbour) != 1 || p.a.rt.resolves != 1 {
-		t.Fatalf("no_neighbour %d, resolves %d", p.a.w.C.Dropped(DropNoNeighbour), p.a.rt.resolves)
+	if p.a.w.C.Dropped(DropNoNeighbour) != 1 || p.a.rt.resolves == 0 || len(p.a.w.nheld) != 3 {
+		t.Fatalf("no_neighbour %d, resolves %d, waiting %d; want 1, some, 3", p.a.w.C.Dropped(DropNoNeighbour), p.a.rt.resolves, len(p.a.w.nheld))
 	}
+	p.a.poll()
+	if len(p.a.unprot.take()) != 0 {
+		t.Fatal("sent while still unresolved")
+	}
+	setResolved(p.a, gw4b, true)
+	if got, _ := p.aToB(t); len(got) != 3 {
+		t.Fatalf("%d of the 3 waiting packets delivered once resolved", len(got))
+	}
+	// Decrypted packets wait for the host's address the same way, and go
+	// after a second without it.
+	setResolved(p.b, netip.MustParseAddr("203.0.113.20"), false)
+	for i := range p.b.rt.routes {
+		if p.b.rt.routes[i].dst == netB4 {
+			p.b.rt.routes[i].unresolved = true
+		}
+	}
+	if got, _ := p.aToB(t, pkt); len(got) != 0 || len(p.b.w.nheld) != 1 {
+		t.Fatalf("delivered %d, waiting %d; want 0, 1", len(got), len(p.b.w.nheld))
+	}
+	p.b.w.nheld[0].since -= 2 * neighHoldTime
+	p.b.poll()
+	if len(p.b.w.nheld) != 0 || p.b.w.C.Dropped(DropNoNeighbour) != 1 {
+		t.Fatalf("waiting %d, no_neighbour %d after the hold time", len(p.b.w.nheld), p.b.w.C.Dropped(DropNoNeighbour))
+	}
+	checkBalance(t, p.b)
 	// A full TX ring drops and counts, and frees the frame.
 	p.a.rt.routes = p.a.rt.routes[:0]
 	p.a.prot.queue(t, ether(macGwAProt, macHostA, pkt))

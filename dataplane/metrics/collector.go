@@ -95,6 +95,10 @@ var (
 		"Packets that hit a trap policy with no SA while an acquire was pending.", "core")
 	heldSentDesc = newDesc("dataplane", "held_packets_sent_total",
 		"Packets held for an acquire and sent once the SA was installed.", "core")
+	neighHeldDesc = newDesc("dataplane", "neighbour_held_packets_total",
+		"Packets set aside to wait for a next hop's link-layer address.", "core")
+	neighResumedDesc = newDesc("dataplane", "neighbour_resumed_packets_total",
+		"Packets that waited for a next hop's link-layer address and went on: sent, or dropped as no_neighbour after waiting too long.", "core")
 	icmpDesc = newDesc("dataplane", "icmp_errors_sent_total",
 		"ICMP and ICMPv6 errors sent (time exceeded, fragmentation needed, packet too big).", "core")
 	spdLookupsDesc = newDesc("dataplane", "spd_lookups_total",
@@ -122,7 +126,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		rxPacketsDesc, rxBytesDesc, txPacketsDesc, txBytesDesc,
 		encPacketsDesc, encBytesDesc, decPacketsDesc, decBytesDesc,
-		dropsDesc, acquiresDesc, suppressedDesc, heldSentDesc, icmpDesc, spdLookupsDesc,
+		dropsDesc, acquiresDesc, suppressedDesc, heldSentDesc, neighHeldDesc, neighResumedDesc, icmpDesc, spdLookupsDesc,
 		eventsDroppedDesc, pendingAcquiresDesc, policiesDesc, hashedDesc, bucketsDesc, sasDesc,
 	} {
 		ch <- d
@@ -176,6 +180,8 @@ func (c *Collector) collectCore(ch chan<- prometheus.Metric, core string, s data
 	counter(acquiresDesc, s.Acquires, core)
 	counter(suppressedDesc, s.AcquiresSuppressed, core)
 	counter(heldSentDesc, s.HeldSent, core)
+	counter(neighHeldDesc, s.NeighHeld, core)
+	counter(neighResumedDesc, s.NeighResumed, core)
 	counter(icmpDesc, s.ICMPSent, core)
 	counter(spdLookupsDesc, s.SPDLookups, core)
 }
