@@ -311,9 +311,28 @@ const (
 	keyBA = "0xffeeddccbbaa99887766554433221100a0b0c0d0"
 )
 
+// syncBuffer is a bytes.Buffer that a process's output goroutine writes
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 type daemon struct {
 	cmd    *exec.Cmd
-	log    *bytes.Buffer
+	log    *syncBuffer
 	socket string
 	exited chan struct{} // closed when the process has exited, err set
 	err    error
@@ -354,7 +373,7 @@ func (tp *topo) startDaemon(t *testing.T, ns *netnstest.NS, name, conf, socket s
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{log: new(bytes.Buffer), socket: socket, exited: make(chan struct{})}
+	d := &daemon{log: new(syncBuffer), socket: socket, exited: make(chan struct{})}
 	d.cmd = exec.Command("ip", "netns", "exec", ns.Name, tp.bin, "-config", path)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
@@ -513,7 +532,7 @@ func (tp *topo) capture(t *testing.T) func() string {
 	t.Helper()
 	requireTools(t, "tcpdump")
 	path := filepath.Join(tp.dir, "wire.pcap")
-	var errb bytes.Buffer
+	var errb syncBuffer
 	cmd := exec.Command("ip", "netns", "exec", tp.wire.Name, "tcpdump", "-i", "br0", "-U", "-n", "-w", path, "esp or udp port 4500 or ip6 proto 50")
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
