@@ -32,6 +32,9 @@ type Counters struct {
 	// link-layer address; NeighResumed those that then went on (sent, or
 	// dropped as no_neighbour after waiting too long).
 	NeighHeld, NeighResumed atomic.Uint64
+	// Fragments counts the extra packets made by fragmenting IPv4 packets
+	// (DF clear) that would not fit the tunnel whole.
+	Fragments atomic.Uint64
 
 	_ [cacheLine]byte
 }
@@ -48,7 +51,7 @@ type pending struct {
 	drops                                              [numDrops]uint64
 	rxPackets, rxBytes, txPackets, txBytes             [2]uint64
 	acquires, suppressed, heldSent, icmp, spd          uint64
-	neighHeld, neighResumed                            uint64
+	neighHeld, neighResumed, fragments                 uint64
 }
 
 // publish adds p to c and clears p.
@@ -76,9 +79,10 @@ func (p *pending) publish(c *Counters) {
 			add(&c.TxBytes[i], p.txBytes[i])
 		}
 	}
-	if p.neighHeld|p.neighResumed != 0 {
+	if p.neighHeld|p.neighResumed|p.fragments != 0 {
 		add(&c.NeighHeld, p.neighHeld)
 		add(&c.NeighResumed, p.neighResumed)
+		add(&c.Fragments, p.fragments)
 	}
 	if p.acquires|p.suppressed|p.heldSent|p.icmp|p.spd != 0 {
 		add(&c.Acquires, p.acquires)
@@ -105,7 +109,7 @@ type CounterSnapshot struct {
 	RxPackets, RxBytes, TxPackets, TxBytes             [2]uint64
 	Acquires, AcquiresSuppressed, HeldSent, ICMPSent   uint64
 	SPDLookups                                         uint64
-	NeighHeld, NeighResumed                            uint64
+	NeighHeld, NeighResumed, Fragments                 uint64
 }
 
 // Snapshot copies the counters. Each value is exact; together they are
@@ -126,6 +130,6 @@ func (c *Counters) Snapshot() CounterSnapshot {
 	}
 	s.Acquires, s.AcquiresSuppressed = c.Acquires.Load(), c.AcquiresSuppressed.Load()
 	s.HeldSent, s.ICMPSent, s.SPDLookups = c.HeldSent.Load(), c.ICMPSent.Load(), c.SPDLookups.Load()
-	s.NeighHeld, s.NeighResumed = c.NeighHeld.Load(), c.NeighResumed.Load()
+	s.NeighHeld, s.NeighResumed, s.Fragments = c.NeighHeld.Load(), c.NeighResumed.Load(), c.Fragments.Load()
 	return s
 }

@@ -41,6 +41,7 @@ type Mem interface {
 	Desc(chunkAddr uint64, off, length int) afxdp.Desc
 	Alloc(addrs []uint64) int
 	Free(descs []afxdp.Desc)
+	FreeAddrs(addrs []uint64)
 	RxOffset() int
 }
 
@@ -142,6 +143,10 @@ type Worker struct {
 
 	nheld []neighHeld
 	nfree [][]byte
+	// frags are the later fragments of packets fragmented before
+	// encapsulation, sent after the batch that made them.
+	frags   []fragPending
+	inFrags bool
 
 	injMu   sync.Mutex
 	injQ    [][]byte
@@ -266,7 +271,7 @@ func (w *Worker) process(side int, descs []afxdp.Desc) {
 	e := &w.eng.n
 	for i, d := range descs {
 		buf, off := w.mem.Chunk(d)
-		w.frames[i] = Frame{Buf: buf, Off: off, Len: int(d.Len)}
+		w.frames[i] = Frame{Buf: buf, Off: off, Len: min(int(d.Len), len(buf)-off)}
 		e.rxBytes[side] += uint64(d.Len)
 	}
 	e.rxPackets[side] += uint64(len(descs))
@@ -380,13 +385,22 @@ func (w *Worker) outbound(descs []afxdp.Desc) {
 			continue
 		}
 		if out := sa.OuterLen(f.Len); w.nh.MTU > 0 && out > w.nh.MTU {
-			// Path MTU: tell the sender what fits inside the tunnel.
-			// Fragmenting the inner IPv4 packet when DF is clear is not
-			// done yet: such packets get the ICMP too.
-			w.icmp(i, icmpDestUnreach, icmp6PacketTooBig, icmpFragNeeded, sa.MaxInner(w.nh.MTU), DropTooBig)
-			continue
+			maxIn := sa.MaxInner(w.nh.MTU)
+			p := f.Data()
+			if p[0]>>4 != 4 || ipv4(p).flagsFrag()&ipv4FlagDF != 0 || ipv4(p).headerLen() != ipv4MinLen {
+				// Path MTU: tell the sender what fits inside the tunnel.
+				w.icmp(i, icmpDestUnreach, icmp6PacketTooBig, icmpFragNeeded, maxIn, DropTooBig)
+				continue
+			}
+			// DF clear: fragment, as a router would.
+			decTTL(p)
+			if !w.fragmentInner(i, sa, maxIn) {
+				w.dropFrame(i, DropTooBig)
+				continue
+			}
+		} else {
+			decTTL(f.Data())
 		}
-		decTTL(f.Data())
 		w.nhs[i] = w.nh
 		w.idx[m] = i
 		w.cFrames[m] = *f
@@ -609,6 +623,11 @@ func (w *Worker) flush(side int, descs []afxdp.Desc) {
 		w.free = w.free[:0]
 	}
 	w.eng.n.publish(w.C)
+	if len(w.frags) > 0 && !w.inFrags {
+		w.inFrags = true
+		w.sendFragments()
+		w.inFrags = false
+	}
 }
 
 // send transmits what the batch queued on each side.

@@ -227,7 +227,7 @@ func checkBalance(tb testing.TB, g *testGW) {
 	for _, d := range s.Drops {
 		drops += d
 	}
-	in := s.RxPackets[0] + s.RxPackets[1] + s.HeldSent + s.ICMPSent + s.NeighResumed
+	in := s.RxPackets[0] + s.RxPackets[1] + s.HeldSent + s.ICMPSent + s.NeighResumed + s.Fragments
 	out := s.TxPackets[0] + s.TxPackets[1]
 	held := s.Acquires + s.AcquiresSuppressed - s.Drops[DropAcquire] + s.NeighHeld
 	if in != out+drops+held {
@@ -605,4 +605,39 @@ func TestWorkerAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { p.a.w.Poll() }); n != 0 {
 		t.Fatalf("%v allocations per batch", n)
 	}
+}
+
+func TestWorkerFragmentsBeforeEncap(t *testing.T) {
+	p := newTestPair(t, Config{}, false, false)
+	// As large as the test's 2048-byte frames hold.
+	pkt := udpPacket(netip.MustParseAddr("198.51.100.10"), netip.MustParseAddr("203.0.113.20"), 1650, 0)
+	putUint16(pkt[ipv4FlagsOff:], 0) // DF clear
+	ipv4(pkt).setChecksum()
+	got, wire := p.aToB(t, pkt)
+	// 1678 bytes into pieces of at most 1438: 1416 + 242 of payload.
+	if len(wire) != 2 || len(got) != 2 {
+		t.Fatalf("%d ESP packets, %d delivered; want 2 fragments", len(wire), len(got))
+	}
+	var payload []byte
+	for i, g := range got {
+		ip := checkEther(t, g, macHostB, macGwBProt)
+		h := ipv4(ip)
+		if fold(sum(ip[:20], 0)) != 0xffff {
+			t.Fatalf("fragment %d: bad header checksum", i)
+		}
+		off, mf := int(h.flagsFrag()&ipv4FragMask)*8, h.flagsFrag()&ipv4FlagMF != 0
+		if off != len(payload) || mf != (i == 0) || len(ip) > 1438 || ip[ipv4TTLOff] != 62 {
+			t.Fatalf("fragment %d: offset %d MF %v length %d TTL %d", i, off, mf, len(ip), ip[ipv4TTLOff])
+		}
+		payload = append(payload, ip[20:h.totalLen()]...)
+	}
+	if !bytes.Equal(payload, pkt[20:]) {
+		t.Fatal("fragments do not reassemble to the packet")
+	}
+	s := p.a.w.C.Snapshot()
+	if s.Fragments != 1 || s.Drops[DropTooBig] != 0 {
+		t.Fatalf("fragments %d, too_big %d", s.Fragments, s.Drops[DropTooBig])
+	}
+	checkBalance(t, p.a)
+	checkBalance(t, p.b)
 }

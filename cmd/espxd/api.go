@@ -184,7 +184,7 @@ func counters(dp *dataplane.Dataplane) []apiCore {
 			"decrypted_packets": s.DecapPackets, "decrypted_bytes": s.DecapBytes,
 			"acquires": s.Acquires, "acquires_suppressed": s.AcquiresSuppressed,
 			"held_sent": s.HeldSent, "icmp_sent": s.ICMPSent, "spd_lookups": s.SPDLookups,
-			"neigh_held": s.NeighHeld, "neigh_resumed": s.NeighResumed,
+			"neigh_held": s.NeighHeld, "neigh_resumed": s.NeighResumed, "fragments": s.Fragments,
 		}
 		for _, d := range dataplane.Drops() {
 			m["drop_"+d.String()] = s.Drops[d]

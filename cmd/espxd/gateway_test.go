@@ -142,10 +142,11 @@ func newTopo(t *testing.T, queues int) *topo {
 }
 
 // ping runs ping in ns and returns how many replies came back.
-func ping(t *testing.T, ns *netnstest.NS, dst string, count int, size int) int {
+func ping(t *testing.T, ns *netnstest.NS, dst string, count int, size int, opts ...string) int {
 	t.Helper()
-	out, _ := netnstest.RunErr("ip", "netns", "exec", ns.Name, "ping", "-n", "-q", "-c", fmt.Sprint(count),
-		"-i", "0.05", "-W", "1", "-s", fmt.Sprint(size), dst)
+	args := append([]string{"ip", "netns", "exec", ns.Name, "ping", "-n", "-q", "-c", fmt.Sprint(count),
+		"-i", "0.05", "-W", "1", "-s", fmt.Sprint(size)}, opts...)
+	out, _ := netnstest.RunErr(append(args, dst)...)
 	var sent, recv int
 	for _, l := range strings.Split(out, "\n") {
 		if strings.Contains(l, "packets transmitted") {
@@ -182,7 +183,7 @@ func checkMetrics(t *testing.T, ns *netnstest.NS) {
 	t.Helper()
 	m := scrape(t, ns)
 	in := m["espx_dataplane_received_packets_total"] + m["espx_dataplane_held_packets_sent_total"] + m["espx_dataplane_icmp_errors_sent_total"] +
-		m["espx_dataplane_neighbour_resumed_packets_total"]
+		m["espx_dataplane_neighbour_resumed_packets_total"] + m["espx_dataplane_fragments_made_total"]
 	out := m["espx_dataplane_transmitted_packets_total"] + m["espx_dataplane_dropped_packets_total"]
 	held := m["espx_dataplane_acquires_raised_total"] + m["espx_dataplane_acquires_suppressed_total"] +
 		m["espx_dataplane_neighbour_held_packets_total"]
@@ -460,7 +461,7 @@ func balanced(t *testing.T, name string, c map[string]uint64) {
 			drops += v
 		}
 	}
-	in := c["rx_packets_protected"] + c["rx_packets_unprotected"] + c["held_sent"] + c["icmp_sent"] + c["neigh_resumed"]
+	in := c["rx_packets_protected"] + c["rx_packets_unprotected"] + c["held_sent"] + c["icmp_sent"] + c["neigh_resumed"] + c["fragments"]
 	out := c["tx_packets_protected"] + c["tx_packets_unprotected"]
 	held := c["acquires"] + c["acquires_suppressed"] - c["drop_acquire"] + c["neigh_held"]
 	if in != out+drops+held {
@@ -683,6 +684,15 @@ priority = 50
 	}
 	if got := ca["acquires_suppressed"] - before["acquires_suppressed"]; got != 4 {
 		t.Errorf("%d acquires suppressed, want 4", got)
+	}
+	// A packet without DF that cannot fit the tunnel is fragmented before
+	// encapsulation, and hostB reassembles it. (First: once hostA knows
+	// the path MTU, it fragments such packets itself.)
+	if n := ping(t, tp.hostA, "203.0.113.20", 2, 1472, "-M", "dont"); n != 2 {
+		t.Errorf("1500-byte ping without DF: %d of 2 replies", n)
+	}
+	if ca := tp.counters(t, a); ca["fragments"] < 2 {
+		t.Errorf("gwA made %d fragments, want at least 2", ca["fragments"])
 	}
 	// Path MTU: a packet that cannot fit the tunnel gets an ICMP
 	// fragmentation-needed with the MTU inside it.

@@ -99,6 +99,8 @@ var (
 		"Packets set aside to wait for a next hop's link-layer address.", "core")
 	neighResumedDesc = newDesc("dataplane", "neighbour_resumed_packets_total",
 		"Packets that waited for a next hop's link-layer address and went on: sent, or dropped as no_neighbour after waiting too long.", "core")
+	fragmentsDesc = newDesc("dataplane", "fragments_made_total",
+		"Extra packets made by fragmenting IPv4 packets without DF that would not fit the tunnel whole.", "core")
 	icmpDesc = newDesc("dataplane", "icmp_errors_sent_total",
 		"ICMP and ICMPv6 errors sent (time exceeded, fragmentation needed, packet too big).", "core")
 	spdLookupsDesc = newDesc("dataplane", "spd_lookups_total",
@@ -126,7 +128,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		rxPacketsDesc, rxBytesDesc, txPacketsDesc, txBytesDesc,
 		encPacketsDesc, encBytesDesc, decPacketsDesc, decBytesDesc,
-		dropsDesc, acquiresDesc, suppressedDesc, heldSentDesc, neighHeldDesc, neighResumedDesc, icmpDesc, spdLookupsDesc,
+		dropsDesc, acquiresDesc, suppressedDesc, heldSentDesc, neighHeldDesc, neighResumedDesc, fragmentsDesc, icmpDesc, spdLookupsDesc,
 		eventsDroppedDesc, pendingAcquiresDesc, policiesDesc, hashedDesc, bucketsDesc, sasDesc,
 	} {
 		ch <- d
@@ -182,6 +184,7 @@ func (c *Collector) collectCore(ch chan<- prometheus.Metric, core string, s data
 	counter(heldSentDesc, s.HeldSent, core)
 	counter(neighHeldDesc, s.NeighHeld, core)
 	counter(neighResumedDesc, s.NeighResumed, core)
+	counter(fragmentsDesc, s.Fragments, core)
 	counter(icmpDesc, s.ICMPSent, core)
 	counter(spdLookupsDesc, s.SPDLookups, core)
 }

@@ -29,6 +29,7 @@
 //	espx_dataplane_held_packets_sent_total{core}
 //	espx_dataplane_neighbour_held_packets_total{core}
 //	espx_dataplane_neighbour_resumed_packets_total{core}
+//	espx_dataplane_fragments_made_total{core}
 //	espx_dataplane_icmp_errors_sent_total{core}
 //	espx_dataplane_spd_lookups_total{core}
 //	espx_dataplane_events_dropped_total
