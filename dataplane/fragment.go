@@ -49,7 +49,7 @@ func (w *Worker) fragmentInner(i int, sa *OutboundSA, maxLen int) bool {
 	if pieces > maxFragsPerPacket {
 		return false
 	}
-	var addrs [maxFragsPerPacket]uint64
+	addrs := w.fragAddrs[:]
 	if got := w.mem.Alloc(addrs[:pieces-1]); got < pieces-1 {
 		w.mem.FreeAddrs(addrs[:got])
 		return false

@@ -145,8 +145,9 @@ type Worker struct {
 	nfree [][]byte
 	// frags are the later fragments of packets fragmented before
 	// encapsulation, sent after the batch that made them.
-	frags   []fragPending
-	inFrags bool
+	frags     []fragPending
+	inFrags   bool
+	fragAddrs [maxFragsPerPacket]uint64
 
 	injMu   sync.Mutex
 	injQ    [][]byte
