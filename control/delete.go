@@ -73,3 +73,16 @@ func (sa *IKESA) closeIKE() {
 	sa.d.remove(sa)
 	sa.d.log.Info("IKE SA deleted", "peer", sa.cfg.Name, "spi_i", fmt.Sprintf("%016x", sa.spiI))
 }
+
+// DeleteIKESAOf deletes the IKE SA that holds the child SA whose inbound
+// or outbound SPI is spi, and with it all its child SAs: an idle tunnel
+// closes whole.
+func (d *Daemon) DeleteIKESAOf(spi uint32) error {
+	sa, _ := d.findChild(spi)
+	if sa == nil {
+		return fmt.Errorf("%w: %08x", ErrNoChild, spi)
+	}
+	defer sa.mu.Unlock()
+	sa.enqueue(sa.startDeleteIKE)
+	return nil
+}

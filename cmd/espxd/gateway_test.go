@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -901,4 +902,74 @@ func TestGatewayOnDemandIKE(t *testing.T) {
 	}
 	balanced(t, "gwA", ca)
 	balanced(t, "gwB", cb)
+}
+
+// sasOf lists a daemon's SAs as "dir spi".
+func (tp *topo) sasOf(t *testing.T, d *daemon) []string {
+	t.Helper()
+	out, err := tp.ctlErr(d, "sas")
+	if err != nil {
+		t.Fatalf("espxctl sas: %v: %s", err, out)
+	}
+	var r struct {
+		SAs []struct {
+			SPI string `json:"spi"`
+			Dir string `json:"dir"`
+		} `json:"sas"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	var l []string
+	for _, s := range r.SAs {
+		l = append(l, s.Dir+" "+s.SPI)
+	}
+	return l
+}
+
+// A tunnel rekeys on its lifetime without losing a packet of the traffic
+// through it, closes when idle, and comes back with the next packet.
+func TestGatewayRekeyAndIdleClose(t *testing.T) {
+	tp := newTopo(t, 1)
+	tp.warm(t)
+	sa, sb := filepath.Join(tp.dir, "a.sock"), filepath.Join(tp.dir, "b.sock")
+	lifeA := "rekey-time = \"2s\"\nlife-time = \"10s\"\nrand-time = \"0s\"\ninactivity = \"3s\"\n"
+	lifeB := "rekey-time = \"60s\"\ninactivity = \"3s\"\n"
+	a := tp.startDaemon(t, tp.gwA, "gwA", fmt.Sprintf(ikeTemplate, sa, "192.0.2.1", "192.0.2.2", "gwA", "gwB",
+		"198.51.100.0/24", "2001:db8:1::/64", "203.0.113.0/24", "2001:db8:2::/64")+lifeA, sa)
+	b := tp.startDaemon(t, tp.gwB, "gwB", fmt.Sprintf(ikeTemplate, sb, "192.0.2.2", "192.0.2.1", "gwB", "gwA",
+		"203.0.113.0/24", "2001:db8:2::/64", "198.51.100.0/24", "2001:db8:1::/64")+lifeB, sb)
+	if n := ping(t, tp.hostA, "203.0.113.20", 1, 56); n != 1 {
+		t.Fatal("the tunnel did not come up")
+	}
+	first := tp.sasOf(t, a)
+	// 4.5 s of pings, 20 a second: two rekeys at gwA meanwhile.
+	if n := ping(t, tp.hostA, "203.0.113.20", 90, 56); n != 90 {
+		t.Errorf("%d of 90 pings answered across rekeys", n)
+	}
+	now := tp.sasOf(t, a)
+	if len(now) != 2 || slices.Contains(now, first[0]) || slices.Contains(now, first[1]) {
+		t.Errorf("SAs before %v, after %v: want two new ones", first, now)
+	}
+	if n := strings.Count(a.log.String(), "rekeying child SA"); n < 2 {
+		t.Errorf("gwA rekeyed %d times in 4.5 s with rekey-time 2s", n)
+	}
+	// Idle: both gateways close the tunnel within a second or so of the
+	// inactivity time.
+	deadline := time.Now().Add(8 * time.Second)
+	for len(tp.sasOf(t, a))+len(tp.sasOf(t, b)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("tunnel still up after 8 s idle: gwA %v gwB %v", tp.sasOf(t, a), tp.sasOf(t, b))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(a.log.String(), "closing idle tunnel") && !strings.Contains(b.log.String(), "closing idle tunnel") {
+		t.Error("no gateway logged an idle close")
+	}
+	// The trap is still there: the next packet brings the tunnel back.
+	if n := ping(t, tp.hostA, "203.0.113.20", 1, 56); n != 1 {
+		t.Fatal("the tunnel did not come back after the idle close")
+	}
+	balanced(t, "gwA", tp.counters(t, a))
+	balanced(t, "gwB", tp.counters(t, b))
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/netip"
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/espx/espx/control"
 	"github.com/espx/espx/dataplane"
@@ -32,16 +34,52 @@ type connConfig struct {
 	ReqID       uint64   `toml:"reqid"`
 	Priority    uint32   `toml:"priority"`
 	Encap       bool     `toml:"encap"` // force UDP encapsulation
+	// Child SA lifetimes, as swanctl.conf's: rekey after rekey-time less
+	// a random part of rand-time, delete at life-time; and after so many
+	// bytes or packets. Defaults 1h, rekey-time * 1.1, life - rekey, off.
+	RekeyTime    duration  `toml:"rekey-time"`
+	LifeTime     duration  `toml:"life-time"`
+	RandTime     *duration `toml:"rand-time"`
+	RekeyBytes   uint64    `toml:"rekey-bytes"`
+	RekeyPackets uint64    `toml:"rekey-packets"`
+	// Inactivity closes the tunnel (IKE SA and child SA) after this long
+	// without a packet either way; the trap policy stays and the next
+	// packet brings it back. Default 15m; "0s" keeps tunnels up.
+	Inactivity *duration `toml:"inactivity"`
 }
 
 // connection is a checked connConfig.
 type connection struct {
-	peer     *control.PeerConfig
-	reqid    uint64
-	start    string
-	priority uint32
-	local    []netip.Prefix
-	remote   []netip.Prefix
+	peer       *control.PeerConfig
+	reqid      uint64
+	start      string
+	priority   uint32
+	local      []netip.Prefix
+	remote     []netip.Prefix
+	rekey      time.Duration
+	life       time.Duration
+	rand       time.Duration
+	rekeyBytes uint64
+	rekeyPkts  uint64
+	inactivity time.Duration
+}
+
+// lifetime is the data plane lifetime of a new child SA of c: a soft
+// limit that makes the data plane ask for a rekey, jittered so that many
+// tunnels do not rekey at once, and a hard one.
+func (c *connection) lifetime() dataplane.Lifetime {
+	soft := c.rekey
+	if c.rand > 0 {
+		soft -= time.Duration(mrand.Int64N(int64(c.rand) + 1))
+	}
+	l := dataplane.Lifetime{SoftAdd: soft, HardAdd: c.life, SoftPackets: c.rekeyPkts, SoftBytes: c.rekeyBytes}
+	if c.rekeyBytes > 0 {
+		l.HardBytes = c.rekeyBytes + c.rekeyBytes/10
+	}
+	if c.rekeyPkts > 0 {
+		l.HardPackets = c.rekeyPkts + c.rekeyPkts/10
+	}
+	return l
 }
 
 // identity parses an identity the way swanctl.conf writes them: an IP
@@ -163,6 +201,29 @@ func (c *connConfig) convert(i int) (*connection, error) {
 			*ts.sel = append(*ts.sel, control.SelectorFromPrefix(pfx.Masked()))
 		}
 	}
+	conn.rekey = c.RekeyTime.Duration
+	if conn.rekey == 0 {
+		conn.rekey = time.Hour
+	}
+	conn.life = c.LifeTime.Duration
+	if conn.life == 0 {
+		conn.life = conn.rekey + conn.rekey/10
+	}
+	if conn.life <= conn.rekey {
+		return nil, ferr("life-time", "%v must be longer than rekey-time %v", conn.life, conn.rekey)
+	}
+	conn.rand = conn.life - conn.rekey
+	if c.RandTime != nil {
+		conn.rand = c.RandTime.Duration
+	}
+	if conn.rand < 0 || conn.rand >= conn.rekey {
+		return nil, ferr("rand-time", "%v: want 0 up to less than rekey-time", conn.rand)
+	}
+	conn.rekeyBytes, conn.rekeyPkts = c.RekeyBytes, c.RekeyPackets
+	conn.inactivity = 15 * time.Minute
+	if c.Inactivity != nil {
+		conn.inactivity = c.Inactivity.Duration
+	}
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
@@ -197,26 +258,33 @@ type ikeInstaller struct {
 	log   *slog.Logger
 }
 
-func (in *ikeInstaller) reqid(remote netip.Addr) (uint64, error) {
+func (in *ikeInstaller) conn(remote netip.Addr) (*connection, error) {
 	for _, c := range in.conns {
 		if c.peer.Remote.Addr() == remote {
-			return c.reqid, nil
+			return c, nil
 		}
 	}
-	return 0, fmt.Errorf("no connection with peer %v", remote)
+	return nil, fmt.Errorf("no connection with peer %v", remote)
 }
 
 func (in *ikeInstaller) AllocSPI() (uint32, error) { return in.dp.AllocSPI() }
 
 func (in *ikeInstaller) AddSA(c *control.ChildSA) error {
-	reqid, err := in.reqid(c.Remote.Addr())
+	conn, err := in.conn(c.Remote.Addr())
 	if err != nil {
 		return err
 	}
-	sa := dataplane.SA{Inbound: c.Inbound, SAConfig: dataplane.SAConfig{
+	reqid := conn.reqid
+	sa := dataplane.SA{Inbound: c.Inbound, Lifetime: conn.lifetime(), SAConfig: dataplane.SAConfig{
 		SPI: c.SPI, ReqID: reqid, Transform: c.Transform, ESN: c.ESN, Mode: dataplane.ModeTunnel,
 		Encap: c.Encap, ReplayWindow: c.ReplayWindow,
 	}}
+	if c.Inbound {
+		// The inbound SA expires a little after the outbound one, so that
+		// our rekey, started by the outbound SA's soft limit, is the one
+		// that happens.
+		sa.Lifetime.SoftAdd += time.Second
+	}
 	if c.Inbound {
 		sa.Src, sa.Dst = c.Remote.Addr(), c.Local.Addr()
 		sa.SrcPort, sa.DstPort = c.Remote.Port(), c.Local.Port()
@@ -240,6 +308,7 @@ func (in *ikeInstaller) DeleteSA(spi uint32, inbound bool) error {
 // starts the others' negotiations when the data plane raises an acquire
 // on their trap policies.
 type ike struct {
+	dp     *dataplane.Dataplane
 	d      *control.Daemon
 	udp    *control.UDPTransport
 	conns  []*connection
@@ -272,7 +341,7 @@ func startIKE(ctx context.Context, conns []*connection, dp *dataplane.Dataplane,
 		return nil, err
 	}
 	udp.Serve(d)
-	k := &ike{d: d, udp: udp, conns: conns, log: log, active: map[string]*control.IKESA{}}
+	k := &ike{dp: dp, d: d, udp: udp, conns: conns, log: log, active: map[string]*control.IKESA{}}
 	go func() {
 		<-ctx.Done()
 		udp.Close()
@@ -282,16 +351,25 @@ func startIKE(ctx context.Context, conns []*connection, dp *dataplane.Dataplane,
 			k.initiate(c, "start")
 		}
 	}
+	go k.closeIdle(ctx, dp)
 	return k, nil
 }
 
 // initiate negotiates c unless a negotiation or an IKE SA is already there.
+// An established IKE SA whose child SA is gone (expired, or deleted by the
+// peer) is replaced: it cannot yet create a new child of its own.
 func (k *ike) initiate(c *connection, why string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if sa := k.active[c.peer.Name]; sa != nil {
 		switch sa.State() {
 		case "FAILED", "DELETED":
+		case "ESTABLISHED":
+			if k.hasChild(c) {
+				return
+			}
+			k.log.Info("replacing an IKE SA without child SA", "connection", c.peer.Name)
+			sa.Delete()
 		default:
 			return
 		}
@@ -312,17 +390,84 @@ func (k *ike) initiate(c *connection, why string) {
 	}()
 }
 
-// event handles a data plane event for the IKE side; it reports whether
-// it was one of ours.
-func (k *ike) event(ev dataplane.Event) bool {
-	if k == nil || ev.Kind != dataplane.EventAcquire {
-		return false
-	}
-	for _, c := range k.conns {
-		if c.reqid == ev.Policy.SA {
-			k.initiate(c, "acquire "+ev.Packet.Src.String()+" > "+ev.Packet.Dst.String())
+// hasChild reports whether the data plane holds an outbound SA of c.
+func (k *ike) hasChild(c *connection) bool {
+	for _, sa := range k.dp.SAs() {
+		if sa.ReqID == c.reqid && !sa.Inbound {
 			return true
 		}
 	}
 	return false
+}
+
+// event handles a data plane event for the IKE side; it reports whether
+// it was one of ours.
+func (k *ike) event(ev dataplane.Event) bool {
+	if k == nil {
+		return false
+	}
+	switch ev.Kind {
+	case dataplane.EventAcquire:
+		for _, c := range k.conns {
+			if c.reqid == ev.Policy.SA {
+				k.initiate(c, "acquire "+ev.Packet.Src.String()+" > "+ev.Packet.Dst.String())
+				return true
+			}
+		}
+	case dataplane.EventSoftExpire:
+		// Make-before-break: the new SAs go in before the old ones go.
+		if err := k.d.RekeyChild(ev.SPI); err == nil {
+			k.log.Info("rekeying child SA", "spi", fmt.Sprintf("%#08x", ev.SPI), "reason", ev.Reason)
+			return true
+		}
+	case dataplane.EventHardExpire:
+		// The data plane has deleted its half already; tell the peer.
+		if err := k.d.DeleteChild(ev.SPI); err == nil {
+			k.log.Info("child SA expired", "spi", fmt.Sprintf("%#08x", ev.SPI), "reason", ev.Reason)
+			return true
+		}
+	}
+	return false
+}
+
+// closeIdle runs until ctx is done, closing the tunnels that carried no
+// packet either way for their connection's inactivity time. Activity is
+// tracked per connection, across rekeys: a fresh SA has carried nothing
+// yet, which is no reason to close the tunnel it continues.
+func (k *ike) closeIdle(ctx context.Context, dp *dataplane.Dataplane) {
+	t := time.NewTicker(time.Second / 4)
+	defer t.Stop()
+	last := map[uint64]time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			spis := map[uint64]uint32{}
+			for _, sa := range dp.SAs() {
+				if !sa.LastUse.IsZero() && sa.LastUse.After(last[sa.ReqID]) {
+					last[sa.ReqID] = sa.LastUse
+				}
+				if _, ok := last[sa.ReqID]; !ok {
+					last[sa.ReqID] = now
+				}
+				spis[sa.ReqID] = sa.SPI
+			}
+			for reqid := range last {
+				if _, up := spis[reqid]; !up {
+					delete(last, reqid)
+				}
+			}
+			for _, c := range k.conns {
+				spi, up := spis[c.reqid]
+				if !up || c.inactivity <= 0 || now.Sub(last[c.reqid]) < c.inactivity {
+					continue
+				}
+				if err := k.d.DeleteIKESAOf(spi); err == nil {
+					k.log.Info("closing idle tunnel", "connection", c.peer.Name, "idle", now.Sub(last[c.reqid]).Round(time.Second))
+					last[c.reqid] = now // once per inactivity period while it goes
+				}
+			}
+		}
+	}
 }
