@@ -283,5 +283,7 @@ func (sa *IKESA) open(b []byte) ([]Payload, bool) {
 		sa.d.Stats.Malformed.Add(1)
 		return nil, false
 	}
+	// An authenticated message is proof that the peer is alive.
+	sa.lastHeard = sa.d.clock.Now()
 	return ps, true
 }

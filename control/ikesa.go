@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/espx/espx/crypto"
 )
@@ -41,6 +42,10 @@ type IKESA struct {
 	spiR      uint64
 	state     saState
 	err       error
+	// lastHeard is when the peer last sent an authenticated message;
+	// dead is set when it stopped answering our requests.
+	lastHeard time.Time
+	dead      bool
 
 	// local and remote are the IKE endpoints now in use: the configured
 	// ones, moved to port 4500 and to the peer's NAT mapping as NAT

@@ -73,6 +73,7 @@ func (sa *IKESA) retransmit(r *request) {
 		if sa.state == stateEstablished {
 			// The peer is gone: so are our SAs with it.
 			sa.d.log.Warn("peer dead", "peer", sa.cfg.Name, "err", err)
+			sa.dead = true
 			sa.closeIKE()
 			return
 		}

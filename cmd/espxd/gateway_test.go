@@ -313,6 +313,13 @@ const (
 	keyBA = "0xffeeddccbbaa99887766554433221100a0b0c0d0"
 )
 
+// dieWithTest makes a process the test starts get SIGKILL if the test
+// binary dies without its cleanups (a -timeout panic, say), so that no
+// daemon outlives it.
+func dieWithTest() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
+
 // syncBuffer is a bytes.Buffer that a process's output goroutine writes
 // while the test reads it.
 type syncBuffer struct {
@@ -378,6 +385,7 @@ func (tp *topo) startDaemon(t *testing.T, ns *netnstest.NS, name, conf, socket s
 	d := &daemon{log: new(syncBuffer), socket: socket, exited: make(chan struct{})}
 	d.cmd = exec.Command("ip", "netns", "exec", ns.Name, tp.bin, "-config", path)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	d.cmd.SysProcAttr = dieWithTest()
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -537,6 +545,7 @@ func (tp *topo) capture(t *testing.T) func() string {
 	var errb syncBuffer
 	cmd := exec.Command("ip", "netns", "exec", tp.wire.Name, "tcpdump", "-i", "br0", "-U", "-n", "-w", path, "esp or udp port 4500 or ip6 proto 50")
 	cmd.Stderr = &errb
+	cmd.SysProcAttr = dieWithTest()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -754,6 +763,7 @@ type iperfResult struct {
 func iperf(t *testing.T, server, client *netnstest.NS, addr string, seconds, streams int, reverse bool) iperfResult {
 	t.Helper()
 	srv := exec.Command("ip", "netns", "exec", server.Name, "iperf3", "-s", "-1", "-B", addr)
+	srv.SysProcAttr = dieWithTest()
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -972,4 +982,58 @@ func TestGatewayRekeyAndIdleClose(t *testing.T) {
 	}
 	balanced(t, "gwA", tp.counters(t, a))
 	balanced(t, "gwB", tp.counters(t, b))
+}
+
+// stop ends the daemon (by its PID) and waits for it.
+func (d *daemon) stop(t *testing.T) {
+	t.Helper()
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("espxd did not stop on SIGTERM")
+	}
+}
+
+// Dead peer detection: when gwB goes away, gwA notices within dpd-delay
+// plus the retransmissions, clears the tunnel, and brings it back once
+// gwB is there again.
+func TestGatewayDPD(t *testing.T) {
+	tp := newTopo(t, 1)
+	tp.warm(t)
+	sa, sb := filepath.Join(tp.dir, "a.sock"), filepath.Join(tp.dir, "b.sock")
+	confA := fmt.Sprintf(ikeTemplate, sa, "192.0.2.1", "192.0.2.2", "gwA", "gwB",
+		"198.51.100.0/24", "2001:db8:1::/64", "203.0.113.0/24", "2001:db8:2::/64") +
+		"dpd-delay = \"1s\"\nretransmit-tries = 1\nretransmit-timeout = \"500ms\"\nretransmit-base = 1.0\n"
+	confB := fmt.Sprintf(ikeTemplate, sb, "192.0.2.2", "192.0.2.1", "gwB", "gwA",
+		"203.0.113.0/24", "2001:db8:2::/64", "198.51.100.0/24", "2001:db8:1::/64")
+	a := tp.startDaemon(t, tp.gwA, "gwA", confA, sa)
+	b := tp.startDaemon(t, tp.gwB, "gwB", confB, sb)
+	if n := ping(t, tp.hostA, "203.0.113.20", 1, 56); n != 1 {
+		t.Fatal("the tunnel did not come up")
+	}
+	// Quiet but alive: liveness checks are answered, the tunnel stays.
+	time.Sleep(2500 * time.Millisecond)
+	if len(tp.sasOf(t, a)) != 2 || strings.Contains(a.log.String(), "peer dead") {
+		t.Fatalf("tunnel to a live but quiet peer went: %v\n%s", tp.sasOf(t, a), a.log.String())
+	}
+	b.stop(t)
+	deadline := time.Now().Add(6 * time.Second)
+	for !strings.Contains(a.log.String(), "peer dead") {
+		if time.Now().After(deadline) {
+			t.Fatalf("gwA did not notice gwB had gone:\n%s", a.log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if l := tp.sasOf(t, a); len(l) != 0 {
+		t.Fatalf("SAs with a dead peer still installed: %v", l)
+	}
+	b = tp.startDaemon(t, tp.gwB, "gwB2", confB, sb)
+	deadline = time.Now().Add(10 * time.Second)
+	for ping(t, tp.hostA, "203.0.113.20", 1, 56) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("tunnel not back after gwB returned:\n%s", a.log.String())
+		}
+	}
+	_ = b
 }

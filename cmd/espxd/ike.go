@@ -46,6 +46,19 @@ type connConfig struct {
 	// without a packet either way; the trap policy stays and the next
 	// packet brings it back. Default 15m; "0s" keeps tunnels up.
 	Inactivity *duration `toml:"inactivity"`
+	// Dead peer detection: after dpd-delay without an authenticated IKE
+	// message or an ESP packet from the peer, a liveness check goes out;
+	// if the peer answers none of its retransmissions, the IKE SA goes and
+	// dpd-action says what then: restart (negotiate again, the default),
+	// trap (wait for traffic) or clear (nothing). 0 turns it off.
+	DPDDelay  duration `toml:"dpd-delay"`
+	DPDAction string   `toml:"dpd-action"`
+	// The retransmission schedule, strongSwan's charon.retransmit_*.
+	RetransmitTries   *int     `toml:"retransmit-tries"`
+	RetransmitTimeout duration `toml:"retransmit-timeout"`
+	RetransmitBase    float64  `toml:"retransmit-base"`
+	RetransmitJitter  int      `toml:"retransmit-jitter"`
+	RetransmitLimit   duration `toml:"retransmit-limit"`
 }
 
 // connection is a checked connConfig.
@@ -62,6 +75,8 @@ type connection struct {
 	rekeyBytes uint64
 	rekeyPkts  uint64
 	inactivity time.Duration
+	dpd        time.Duration
+	dpdAction  string
 }
 
 // lifetime is the data plane lifetime of a new child SA of c: a soft
@@ -220,6 +235,24 @@ func (c *connConfig) convert(i int) (*connection, error) {
 		return nil, ferr("rand-time", "%v: want 0 up to less than rekey-time", conn.rand)
 	}
 	conn.rekeyBytes, conn.rekeyPkts = c.RekeyBytes, c.RekeyPackets
+	conn.dpd, conn.dpdAction = c.DPDDelay.Duration, c.DPDAction
+	switch conn.dpdAction {
+	case "":
+		conn.dpdAction = "restart"
+	case "restart", "trap", "clear":
+	default:
+		return nil, ferr("dpd-action", "%q: want restart, trap or clear", c.DPDAction)
+	}
+	if c.RetransmitTries != nil {
+		p.Retransmit.Tries = *c.RetransmitTries
+	}
+	if c.RetransmitTimeout.Duration != 0 {
+		p.Retransmit.Timeout = c.RetransmitTimeout.Duration
+	}
+	if c.RetransmitBase != 0 {
+		p.Retransmit.Base = c.RetransmitBase
+	}
+	p.Retransmit.Jitter, p.Retransmit.Limit = c.RetransmitJitter, c.RetransmitLimit.Duration
 	conn.inactivity = 15 * time.Minute
 	if c.Inactivity != nil {
 		conn.inactivity = c.Inactivity.Duration
@@ -315,6 +348,9 @@ type ike struct {
 	log    *slog.Logger
 	mu     sync.Mutex
 	active map[string]*control.IKESA // negotiating or established, by connection
+	// checked is when the last liveness check went out, by reqid; only
+	// the maintenance goroutine uses it.
+	checked map[uint64]time.Time
 }
 
 func startIKE(ctx context.Context, conns []*connection, dp *dataplane.Dataplane, log *slog.Logger) (*ike, error) {
@@ -341,7 +377,7 @@ func startIKE(ctx context.Context, conns []*connection, dp *dataplane.Dataplane,
 		return nil, err
 	}
 	udp.Serve(d)
-	k := &ike{dp: dp, d: d, udp: udp, conns: conns, log: log, active: map[string]*control.IKESA{}}
+	k := &ike{dp: dp, d: d, udp: udp, conns: conns, log: log, active: map[string]*control.IKESA{}, checked: map[uint64]time.Time{}}
 	go func() {
 		<-ctx.Done()
 		udp.Close()
@@ -388,6 +424,42 @@ func (k *ike) initiate(c *connection, why string) {
 		}
 		k.log.Info("IKE SA established", "connection", c.peer.Name)
 	}()
+}
+
+// checkPeers runs dead peer detection: a liveness check for each tunnel
+// whose peer has given no proof of life (an authenticated IKE message, an
+// ESP packet) for its dpd-delay, at most one per delay; and the
+// dpd-action for each IKE SA found dead.
+func (k *ike) checkPeers(now time.Time, spis map[uint64]uint32, inbound map[uint64]time.Time) {
+	for _, c := range k.conns {
+		k.mu.Lock()
+		sa := k.active[c.peer.Name]
+		if sa != nil && sa.Dead() {
+			delete(k.active, c.peer.Name)
+			k.mu.Unlock()
+			k.log.Warn("peer dead", "connection", c.peer.Name, "dpd-action", c.dpdAction)
+			if c.dpdAction == "restart" {
+				k.initiate(c, "dpd restart")
+			}
+			continue
+		}
+		k.mu.Unlock()
+		spi, up := spis[c.reqid]
+		if c.dpd <= 0 || !up {
+			continue
+		}
+		proof := inbound[c.reqid]
+		if h := k.d.LastHeard(spi); h.After(proof) {
+			proof = h
+		}
+		if now.Sub(proof) < c.dpd || now.Sub(k.checked[c.reqid]) < c.dpd {
+			continue
+		}
+		k.checked[c.reqid] = now
+		if err := k.d.CheckLiveness(spi); err == nil {
+			k.log.Debug("liveness check", "connection", c.peer.Name, "silent", now.Sub(proof).Round(time.Millisecond))
+		}
+	}
 }
 
 // hasChild reports whether the data plane holds an outbound SA of c.
@@ -444,7 +516,11 @@ func (k *ike) closeIdle(ctx context.Context, dp *dataplane.Dataplane) {
 			return
 		case now := <-t.C:
 			spis := map[uint64]uint32{}
+			inbound := map[uint64]time.Time{} // last ESP from the peer
 			for _, sa := range dp.SAs() {
+				if sa.Inbound && sa.LastUse.After(inbound[sa.ReqID]) {
+					inbound[sa.ReqID] = sa.LastUse
+				}
 				if !sa.LastUse.IsZero() && sa.LastUse.After(last[sa.ReqID]) {
 					last[sa.ReqID] = sa.LastUse
 				}
@@ -458,6 +534,7 @@ func (k *ike) closeIdle(ctx context.Context, dp *dataplane.Dataplane) {
 					delete(last, reqid)
 				}
 			}
+			k.checkPeers(now, spis, inbound)
 			for _, c := range k.conns {
 				spi, up := spis[c.reqid]
 				if !up || c.inactivity <= 0 || now.Sub(last[c.reqid]) < c.inactivity {
