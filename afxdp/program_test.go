@@ -21,7 +21,7 @@ type gatewayTopology struct {
 	s        *Socket
 }
 
-func newGatewayTopology(t *testing.T, side Side) *gatewayTopology {
+func newGatewayTopology(t *testing.T, side Side, mode ...AttachMode) *gatewayTopology {
 	t.Helper()
 	g := &gatewayTopology{gw: newNetns(t), peer: newNetns(t)}
 	veth(t, g.gw, "g0", g.peer, "p0", 1)
@@ -30,13 +30,15 @@ func newGatewayTopology(t *testing.T, side Side) *gatewayTopology {
 	g.peer.ip(t, "addr", "add", "192.0.2.2/24", "dev", "p0")
 	g.peer.ip(t, "addr", "add", "2001:db8::2/64", "dev", "p0", "nodad")
 	g.u = newTestUMEM(t, UMEMConfig{NumFrames: 512})
-	g.p = newTestProgram(t, side)
+	g.p = newTestProgram(t, side, mode...)
 	for _, a := range []netip.Addr{gw4, gw6} {
 		if err := g.p.AddAddress(a); err != nil {
 			t.Fatal(err)
 		}
 	}
-	attach(t, g.gw, g.p, "g0")
+	if got := attach(t, g.gw, g.p, "g0"); len(mode) > 0 && got != mode[0] {
+		t.Fatalf("attached in %v mode, asked for %v", got, mode[0])
+	}
 	g.s = openSocket(t, g.gw, g.u, g.gw.ifindex(t, "g0"), 0, SocketConfig{FillSize: 256, CompletionSize: 256, RxSize: 256, TxSize: 256})
 	g.s.Refill()
 	if err := g.p.SetSocket(g.s); err != nil {
@@ -162,9 +164,18 @@ func sameSet(got, want []string) bool {
 // sockets, ESP and ESP in UDP reach the AF_XDP socket, and ARP, neighbour
 // discovery and ping to the gateway keep working while the program is
 // attached.
+//
+// It runs in native and in generic XDP mode, the fallback for drivers
+// without XDP support.
 func TestUnprotectedSplit(t *testing.T) {
+	for _, mode := range []AttachMode{AttachNative, AttachGeneric} {
+		t.Run(mode.String(), func(t *testing.T) { testUnprotectedSplit(t, mode) })
+	}
+}
+
+func testUnprotectedSplit(t *testing.T, mode AttachMode) {
 	requireNetns(t)
-	g := newGatewayTopology(t, Unprotected)
+	g := newGatewayTopology(t, Unprotected, mode)
 	ike500, ike4500 := g.listenUDP(t, 500), g.listenUDP(t, 4500)
 
 	marker := []byte{0, 0, 0, 0}

@@ -166,10 +166,15 @@ func TestProgramVerdicts(t *testing.T) {
 	}
 }
 
-// newTestProgram loads a program that is closed when the test ends.
-func newTestProgram(t testing.TB, side Side) *Program {
+// newTestProgram loads a program that is closed when the test ends; mode
+// forces an attach mode (0: native, else generic).
+func newTestProgram(t testing.TB, side Side, mode ...AttachMode) *Program {
 	t.Helper()
-	p, err := NewProgram(ProgramConfig{Side: side, MaxQueues: 16})
+	cfg := ProgramConfig{Side: side, MaxQueues: 16}
+	if len(mode) > 0 {
+		cfg.Mode = mode[0]
+	}
+	p, err := NewProgram(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
