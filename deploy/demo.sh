@@ -8,7 +8,8 @@
 # The first ping from hostA to hostB hits gwA's trap policy: gwA's data
 # plane holds the packet and raises an acquire, gwA negotiates the IKE and
 # child SAs with gwB, and the held ping goes through. The script then shows
-# the SAs and per-core counters with espxctl. It removes every namespace
+# the SAs and per-core counters with espxctl, lets the tunnel close when
+# idle and brings it back with the next ping. It removes every namespace
 # and process it made when it ends, however it ends. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,6 +94,8 @@ esp = "aes128gcm16"
 local-ts = ["$4"]
 remote-ts = ["$5"]
 start-action = "trap"
+inactivity = "5s"   # short for the demo; the default is 15m
+dpd-delay = "10s"
 CONF
 }
 conf gwA 192.0.2.1 192.0.2.2 198.51.100.0/24 203.0.113.0/24 gwB
@@ -118,7 +121,10 @@ ip netns exec "$P-hostA" ping -n -c 5 -i 0.2 203.0.113.20
 say "what gwA logged"
 grep -E 'acquire|initiating|established|child SA' "$TMP/gwA.log" | sed 's/^/  /'
 
-say "SAs (espxctl sas)"
+say "IKE SAs (espxctl ike)"
+ctl gwA ike
+
+say "SAs in the data plane (espxctl sas)"
 echo "gwA:"; ctl gwA sas
 echo "gwB:"; ctl gwB sas
 
@@ -128,5 +134,17 @@ ctl gwA counters
 say "Prometheus metrics of gwA (excerpt)"
 ip netns exec "$P-gwA" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9560; printf "GET /metrics HTTP/1.0\r\n\r\n" >&3; cat <&3' |
 	grep -E '^espx_dataplane_(encrypted|decrypted)_packets_total|^espx_dataplane_acquires_raised_total|^espx_dataplane_sas' | sed 's/^/  /'
+
+say "idle: the tunnel closes after 5 s without traffic"
+for _ in $(seq 40); do
+	[ "$(ctl gwA sas | wc -l)" -le 1 ] && break
+	sleep 0.25
+done
+grep -E 'closing idle|IKE SA deleted' "$TMP/gwA.log" "$TMP/gwB.log" | sed 's/^[^:]*://; s/^/  /'
+echo "gwA SAs:"; ctl gwA sas
+
+say "the next packet brings it back"
+ip netns exec "$P-hostA" ping -n -c 2 -i 0.2 203.0.113.20
+ctl gwA ike
 
 say "done; removing the namespaces"

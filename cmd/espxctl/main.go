@@ -1,10 +1,14 @@
 // Command espxctl is the operator's tool for a running espxd: it talks to
 // the daemon's control socket, which only root can open.
 //
-//	espxctl [-socket /run/espx/espxd.sock] [-json] sas|counters
+//	espxctl [-socket /run/espx/espxd.sock] [-json] COMMAND [ARG]
 //
-// sas lists the installed SAs with their counters; counters prints each
-// core's packet counters, drops by reason included.
+//	sas               the SAs in the data plane, with their counters
+//	counters          each core's packet counters, drops by reason included
+//	ike               the IKE SAs and their child SAs
+//	initiate NAME     bring up connection NAME
+//	rekey SPI         rekey the child SA with this inbound or outbound SPI
+//	flush [NAME]      delete the IKE SAs (and child SAs) of NAME, or all
 package main
 
 import (
@@ -43,25 +47,53 @@ type coreRow struct {
 	Counters map[string]uint64 `json:"counters"`
 }
 
+type childRow struct {
+	InSPI    string   `json:"in_spi"`
+	OutSPI   string   `json:"out_spi"`
+	Proposal string   `json:"proposal"`
+	LocalTS  []string `json:"local_ts"`
+	RemoteTS []string `json:"remote_ts"`
+}
+
+type ikeRow struct {
+	Name      string     `json:"name"`
+	State     string     `json:"state"`
+	Initiator bool       `json:"initiator"`
+	SPIi      string     `json:"spi_i"`
+	SPIr      string     `json:"spi_r"`
+	Local     string     `json:"local"`
+	Remote    string     `json:"remote"`
+	NAT       string     `json:"nat"`
+	Suite     string     `json:"suite"`
+	HeardS    int64      `json:"last_heard_s"`
+	Children  []childRow `json:"children"`
+}
+
 type response struct {
 	Error string    `json:"error"`
 	SAs   []saRow   `json:"sas"`
 	Cores []coreRow `json:"cores"`
+	IKE   []ikeRow  `json:"ike"`
+	Done  string    `json:"done"`
 }
+
+// commands and how many arguments each takes at most.
+var commands = map[string]int{"sas": 0, "counters": 0, "ike": 0, "initiate": 1, "rekey": 1, "flush": 1}
 
 func main() {
 	socket := flag.String("socket", "/run/espx/espxd.sock", "espxd's control socket")
 	asJSON := flag.Bool("json", false, "print the daemon's answer as JSON")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: espxctl [-socket path] [-json] sas|counters")
+		fmt.Fprintln(os.Stderr, "usage: espxctl [-socket path] [-json] sas|counters|ike|initiate NAME|rekey SPI|flush [NAME]")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() != 1 || (flag.Arg(0) != "sas" && flag.Arg(0) != "counters") {
+	maxArgs, ok := commands[flag.Arg(0)]
+	if !ok || flag.NArg()-1 > maxArgs || (flag.Arg(0) == "initiate" || flag.Arg(0) == "rekey") && flag.NArg() != 2 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	raw, resp, err := ask(*socket, flag.Arg(0))
+	raw, resp, err := ask(*socket, flag.Arg(0), flag.Arg(1))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "espxctl:", err)
 		os.Exit(1)
@@ -75,17 +107,50 @@ func main() {
 		printSAs(resp.SAs)
 	case "counters":
 		printCounters(resp.Cores)
+	case "ike":
+		printIKE(resp.IKE)
+	default:
+		fmt.Println(resp.Done)
 	}
 }
 
-func ask(socket, cmd string) ([]byte, *response, error) {
+func printIKE(sas []ikeRow) {
+	for _, s := range sas {
+		role := "responder"
+		if s.Initiator {
+			role = "initiator"
+		}
+		fmt.Printf("%s: %s, %s, %s[%s] -> %s[%s]", s.Name, s.State, role, s.Local, s.SPIi, s.Remote, s.SPIr)
+		if s.NAT != "" {
+			fmt.Printf(", NAT %s", s.NAT)
+		}
+		fmt.Println()
+		if s.Suite != "" {
+			heard := "never"
+			if s.HeardS >= 0 {
+				heard = (time.Duration(s.HeardS) * time.Second).String() + " ago"
+			}
+			fmt.Printf("  %s, peer last heard %s\n", s.Suite, heard)
+		}
+		for _, c := range s.Children {
+			fmt.Printf("  child %s/%s %s\n    %s === %s\n", c.InSPI, c.OutSPI, c.Proposal,
+				strings.Join(c.LocalTS, " "), strings.Join(c.RemoteTS, " "))
+		}
+	}
+}
+
+func ask(socket, cmd, arg string) ([]byte, *response, error) {
 	c, err := net.DialTimeout("unix", socket, 2*time.Second)
 	if err != nil {
 		return nil, nil, fmt.Errorf("is espxd running? %w", err)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := fmt.Fprintf(c, "{\"cmd\":%q}\n", cmd); err != nil {
+	req, err := json.Marshal(map[string]string{"cmd": cmd, "arg": arg})
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := c.Write(append(req, '\n')); err != nil {
 		return nil, nil, err
 	}
 	line, err := bufio.NewReader(c).ReadBytes('\n')

@@ -18,7 +18,8 @@ import (
 // The operator's API: espxctl sends one JSON request per line on a unix
 // socket that only root can open, and gets one JSON answer per line.
 type apiRequest struct {
-	Cmd string `json:"cmd"` // sas, counters
+	Cmd string `json:"cmd"` // sas, counters, ike, initiate, rekey, flush
+	Arg string `json:"arg,omitempty"`
 }
 
 type apiSA struct {
@@ -44,13 +45,37 @@ type apiCore struct {
 	Counters map[string]uint64 `json:"counters"`
 }
 
-type apiResponse struct {
-	Error string    `json:"error,omitempty"`
-	SAs   []apiSA   `json:"sas,omitempty"`
-	Cores []apiCore `json:"cores,omitempty"`
+type apiIKESA struct {
+	Name      string     `json:"name"`
+	State     string     `json:"state"`
+	Initiator bool       `json:"initiator"`
+	SPIi      string     `json:"spi_i"`
+	SPIr      string     `json:"spi_r"`
+	Local     string     `json:"local"`
+	Remote    string     `json:"remote"`
+	NAT       string     `json:"nat,omitempty"`
+	Suite     string     `json:"suite"`
+	HeardS    int64      `json:"last_heard_s"` // -1: never
+	Children  []apiChild `json:"children"`
 }
 
-func startAPI(ctx context.Context, cfg *config, dp *dataplane.Dataplane, gw *dataplane.Gateway, log *slog.Logger) error {
+type apiChild struct {
+	InSPI    string   `json:"in_spi"`
+	OutSPI   string   `json:"out_spi"`
+	Proposal string   `json:"proposal"`
+	LocalTS  []string `json:"local_ts"`
+	RemoteTS []string `json:"remote_ts"`
+}
+
+type apiResponse struct {
+	Error string     `json:"error,omitempty"`
+	SAs   []apiSA    `json:"sas,omitempty"`
+	Cores []apiCore  `json:"cores,omitempty"`
+	IKE   []apiIKESA `json:"ike,omitempty"`
+	Done  string     `json:"done,omitempty"`
+}
+
+func startAPI(ctx context.Context, cfg *config, dp *dataplane.Dataplane, gw *dataplane.Gateway, k *ike, log *slog.Logger) error {
 	path := cfg.file.Control.Socket
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
@@ -84,7 +109,7 @@ func startAPI(ctx context.Context, cfg *config, dp *dataplane.Dataplane, gw *dat
 				}
 				return
 			}
-			go serveAPI(c, dp)
+			go serveAPI(c, dp, k)
 		}
 	}()
 	if cfg.file.Metrics.Listen != "" {
@@ -95,7 +120,7 @@ func startAPI(ctx context.Context, cfg *config, dp *dataplane.Dataplane, gw *dat
 	return nil
 }
 
-func serveAPI(c net.Conn, dp *dataplane.Dataplane) {
+func serveAPI(c net.Conn, dp *dataplane.Dataplane, k *ike) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	sc := bufio.NewScanner(c)
@@ -111,6 +136,14 @@ func serveAPI(c net.Conn, dp *dataplane.Dataplane) {
 				resp.SAs = listSAs(dp)
 			case "counters":
 				resp.Cores = counters(dp)
+			case "ike":
+				resp.IKE = k.list()
+			case "initiate", "rekey", "flush":
+				done, err := k.command(req.Cmd, req.Arg)
+				if err != nil {
+					resp.Error = err.Error()
+				}
+				resp.Done = done
 			default:
 				resp.Error = fmt.Sprintf("unknown command %q", req.Cmd)
 			}

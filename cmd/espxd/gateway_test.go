@@ -912,6 +912,44 @@ func TestGatewayOnDemandIKE(t *testing.T) {
 	}
 	balanced(t, "gwA", ca)
 	balanced(t, "gwB", cb)
+
+	// The operator's commands.
+	ikeOut, err := exec.Command(tp.ctl, "-socket", a.socket, "ike").CombinedOutput()
+	if out := string(ikeOut); err != nil || !strings.Contains(out, "peer: ESTABLISHED, initiator") || !strings.Contains(string(out), "198.51.100.0/24 2001:db8:1::/64 === 203.0.113.0/24 2001:db8:2::/64") {
+		t.Errorf("espxctl ike: %v\n%s", err, ikeOut)
+	}
+	before := tp.sasOf(t, a)
+	spi := strings.Fields(before[0])[1]
+	if out, err := exec.Command(tp.ctl, "-socket", a.socket, "rekey", spi).CombinedOutput(); err != nil {
+		t.Fatalf("espxctl rekey: %v %s", err, out)
+	}
+	waitFor(t, "rekey by espxctl", func() bool {
+		now := tp.sasOf(t, a)
+		return len(now) == 2 && !slices.Contains(now, before[0]) && !slices.Contains(now, before[1])
+	})
+	if out, err := exec.Command(tp.ctl, "-socket", a.socket, "flush", "peer").CombinedOutput(); err != nil {
+		t.Fatalf("espxctl flush: %v %s", err, out)
+	}
+	waitFor(t, "flush by espxctl", func() bool { return len(tp.sasOf(t, a))+len(tp.sasOf(t, b)) == 0 })
+	if out, err := exec.Command(tp.ctl, "-socket", a.socket, "initiate", "peer").CombinedOutput(); err != nil {
+		t.Fatalf("espxctl initiate: %v %s", err, out)
+	}
+	waitFor(t, "initiate by espxctl", func() bool { return len(tp.sasOf(t, a)) == 2 && len(tp.sasOf(t, b)) == 2 })
+	if out, err := exec.Command(tp.ctl, "-socket", a.socket, "initiate", "nobody").CombinedOutput(); err == nil {
+		t.Errorf("espxctl initiate of an unknown connection succeeded: %s", out)
+	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5 s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // sasOf lists a daemon's SAs as "dir spi".

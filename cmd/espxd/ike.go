@@ -7,6 +7,7 @@ import (
 	mrand "math/rand/v2"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -547,4 +548,78 @@ func (k *ike) closeIdle(ctx context.Context, dp *dataplane.Dataplane) {
 			}
 		}
 	}
+}
+
+// list describes the IKE SAs for espxctl.
+func (k *ike) list() []apiIKESA {
+	if k == nil {
+		return nil
+	}
+	now := time.Now()
+	var out []apiIKESA
+	for _, i := range k.d.List() {
+		a := apiIKESA{
+			Name: i.Name, State: i.State, Initiator: i.Initiator,
+			SPIi: fmt.Sprintf("%016x", i.SPIi), SPIr: fmt.Sprintf("%016x", i.SPIr),
+			Local: i.Local.String(), Remote: i.Remote.String(), Suite: i.Suite, HeardS: -1,
+		}
+		switch {
+		case i.NATLocal && i.NATRemote:
+			a.NAT = "both"
+		case i.NATLocal:
+			a.NAT = "local"
+		case i.NATRemote:
+			a.NAT = "remote"
+		}
+		if !i.LastHeard.IsZero() {
+			a.HeardS = int64(now.Sub(i.LastHeard).Seconds())
+		}
+		for _, c := range i.Children {
+			a.Children = append(a.Children, apiChild{
+				InSPI: fmt.Sprintf("%#08x", c.InSPI), OutSPI: fmt.Sprintf("%#08x", c.OutSPI),
+				Proposal: c.Proposal, LocalTS: c.LocalTS, RemoteTS: c.RemoteTS,
+			})
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// command runs an operator's command: initiate a connection, rekey the
+// child SA with an SPI, or flush (delete) the IKE SAs of a connection, or
+// all of them when arg is empty.
+func (k *ike) command(cmd, arg string) (string, error) {
+	if k == nil {
+		return "", fmt.Errorf("no IKE connections configured")
+	}
+	switch cmd {
+	case "initiate":
+		for _, c := range k.conns {
+			if c.peer.Name == arg {
+				k.initiate(c, "operator")
+				return "initiating " + arg, nil
+			}
+		}
+		return "", fmt.Errorf("no connection %q", arg)
+	case "rekey":
+		spi, err := strconv.ParseUint(arg, 0, 32)
+		if err != nil {
+			return "", fmt.Errorf("rekey: SPI %q: want a number like 0xc1a2b3c4", arg)
+		}
+		if err := k.d.RekeyChild(uint32(spi)); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("rekeying child SA %#08x", spi), nil
+	case "flush":
+		n := 0
+		for _, i := range k.d.List() {
+			if (arg == "" || i.Name == arg) && len(i.Children) > 0 {
+				if k.d.DeleteIKESAOf(i.Children[0].InSPI) == nil {
+					n++
+				}
+			}
+		}
+		return fmt.Sprintf("deleting %d IKE SAs", n), nil
+	}
+	return "", fmt.Errorf("unknown command %q", cmd)
 }

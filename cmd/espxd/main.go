@@ -109,12 +109,12 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("espxd running", "sas", len(cfg.sas), "policies", len(cfg.policies), "workers", len(dp.Workers()))
-	if err := startAPI(ctx, cfg, dp, gw, log); err != nil {
+	k, err := startIKE(ctx, cfg.conns, dp, log)
+	if err != nil {
 		gw.Close()
 		return err
 	}
-	k, err := startIKE(ctx, cfg.conns, dp, log)
-	if err != nil {
+	if err := startAPI(ctx, cfg, dp, gw, k, log); err != nil {
 		gw.Close()
 		return err
 	}
