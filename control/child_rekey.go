@@ -44,8 +44,32 @@ func (d *Daemon) findChild(spi uint32) (*IKESA, *child) {
 	return nil, nil
 }
 
+// CreateChild negotiates a new child SA, with the connection's traffic
+// selectors, on the established IKE SA of the connection name: how an
+// IKE SA that lost its child (expired, or deleted by the peer) carries
+// traffic again without a new IKE SA.
+func (d *Daemon) CreateChild(name string) error {
+	d.mu.Lock()
+	var sas []*IKESA
+	for _, sa := range d.sas {
+		sas = append(sas, sa)
+	}
+	d.mu.Unlock()
+	for _, sa := range sas {
+		sa.mu.Lock()
+		if sa.cfg.Name == name && sa.state == stateEstablished {
+			sa.enqueue(func() { sa.startChildRekey(nil) })
+			sa.mu.Unlock()
+			return nil
+		}
+		sa.mu.Unlock()
+	}
+	return fmt.Errorf("%w %q: no established IKE SA", ErrNoPeer, name)
+}
+
+// startChildRekey rekeys old, or with old nil creates a new child SA.
 func (sa *IKESA) startChildRekey(old *child) {
-	if sa.childBySPI(old.inSPI) != old {
+	if old != nil && sa.childBySPI(old.inSPI) != old {
 		return // deleted meanwhile
 	}
 	spi, err := sa.d.inst.AllocSPI()
@@ -65,22 +89,26 @@ func (sa *IKESA) startChildRekey(old *child) {
 			}
 		}
 	}
-	inner := []Payload{
-		&Notify{Protocol: ProtoESP, SPI: spiBytes(old.inSPI), NotifyType: REKEY_SA},
-		&SA{Proposals: props},
-		&Nonce{Data: ni},
+	var inner []Payload
+	lts, rts := sa.cfg.LocalTS, sa.cfg.RemoteTS
+	if old != nil {
+		inner = append(inner, &Notify{Protocol: ProtoESP, SPI: spiBytes(old.inSPI), NotifyType: REKEY_SA})
+		lts, rts = old.lts, old.rts
 	}
+	inner = append(inner, &SA{Proposals: props}, &Nonce{Data: ni})
 	if ke != nil {
 		inner = append(inner, &KE{Group: uint16(ke.Method()), Data: ke.Public()})
 	}
-	inner = append(inner, &TS{Selectors: old.lts}, &TS{Responder: true, Selectors: old.rts})
+	inner = append(inner, &TS{Selectors: lts}, &TS{Responder: true, Selectors: rts})
 	id := sa.nextRequestID()
 	b, err := (&Message{Header: sa.header(CREATE_CHILD_SA, false, id)}).EncodeEncrypted(inner, sa.out)
 	if err != nil {
 		sa.fail(err)
 		return
 	}
-	old.rekeying = true
+	if old != nil {
+		old.rekeying = true
+	}
 	sa.sendRequest(b, id, CREATE_CHILD_SA, func(raw []byte) { sa.childRekeyResponse(raw, old, spi, ni, ke) })
 }
 
@@ -90,7 +118,9 @@ func (sa *IKESA) childRekeyResponse(raw []byte, old *child, spi uint32, ni []byt
 		return
 	}
 	sa.stopRequest()
-	old.rekeying = false
+	if old != nil {
+		old.rekeying = false
+	}
 	abandon := func(why string, args ...any) {
 		sa.d.inst.DeleteSA(spi, true) // never installed; harmless
 		sa.d.log.Warn("child rekey failed", append([]any{"peer", sa.cfg.Name, "why", why}, args...)...)
@@ -129,6 +159,10 @@ func (sa *IKESA) childRekeyResponse(raw []byte, old *child, spi uint32, ni []byt
 	clear(gir)
 	if err != nil {
 		abandon("install", "err", err)
+		return
+	}
+	if old == nil {
+		sa.d.log.Info("child SA created", "peer", sa.cfg.Name, "spi_in", fmt.Sprintf("%08x", c.inSPI))
 		return
 	}
 	// The new SA carries the traffic; delete the old one (section 1.3.3).

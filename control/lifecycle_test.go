@@ -72,6 +72,16 @@ func TestChildRekeyAndDelete(t *testing.T) {
 	if err := p.a.DeleteChild(spi); err == nil {
 		t.Error("deleting a deleted child SA succeeded")
 	}
+	// The IKE SA, childless now, makes a new child SA with the
+	// configured selectors, with each side's keys matching the other's.
+	if err := p.a.CreateChild("to-b"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "new child", func() bool { return p.instA.count() == 2 && p.instB.count() == 2 })
+	checkChildPair(t, p)
+	if err := p.a.CreateChild("nobody"); err == nil {
+		t.Error("CreateChild of an unknown connection succeeded")
+	}
 	p.respSA(t).Delete()
 	eventually(t, "IKE delete", func() bool {
 		p.a.mu.Lock()

@@ -18,7 +18,7 @@ import (
 // The operator's API: espxctl sends one JSON request per line on a unix
 // socket that only root can open, and gets one JSON answer per line.
 type apiRequest struct {
-	Cmd string `json:"cmd"` // sas, counters, ike, initiate, rekey, flush
+	Cmd string `json:"cmd"` // sas, counters, ike, initiate, rekey, delete, flush
 	Arg string `json:"arg,omitempty"`
 }
 
@@ -138,7 +138,7 @@ func serveAPI(c net.Conn, dp *dataplane.Dataplane, k *ike) {
 				resp.Cores = counters(dp)
 			case "ike":
 				resp.IKE = k.list()
-			case "initiate", "rekey", "flush":
+			case "initiate", "rekey", "delete", "flush":
 				done, err := k.command(req.Cmd, req.Arg)
 				if err != nil {
 					resp.Error = err.Error()

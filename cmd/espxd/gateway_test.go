@@ -927,6 +927,19 @@ func TestGatewayOnDemandIKE(t *testing.T) {
 		now := tp.sasOf(t, a)
 		return len(now) == 2 && !slices.Contains(now, before[0]) && !slices.Contains(now, before[1])
 	})
+	// A child SA deleted on its own: the IKE SA stays, and the next
+	// packet makes a new child SA in it.
+	rekeyed := tp.sasOf(t, a)
+	if out, err := exec.Command(tp.ctl, "-socket", a.socket, "delete", strings.Fields(rekeyed[0])[1]).CombinedOutput(); err != nil {
+		t.Fatalf("espxctl delete: %v %s", err, out)
+	}
+	waitFor(t, "child delete by espxctl", func() bool { return len(tp.sasOf(t, a))+len(tp.sasOf(t, b)) == 0 })
+	if n := ping(t, tp.hostA, "203.0.113.20", 1, 56); n != 1 {
+		t.Fatalf("no new child SA in the IKE SA:\n%s", a.log.String())
+	}
+	if !strings.Contains(a.log.String(), "creating a child SA") || strings.Count(a.log.String(), "initiating") != 1 {
+		t.Errorf("the new child did not come in the old IKE SA:\n%s", a.log.String())
+	}
 	if out, err := exec.Command(tp.ctl, "-socket", a.socket, "flush", "peer").CombinedOutput(); err != nil {
 		t.Fatalf("espxctl flush: %v %s", err, out)
 	}

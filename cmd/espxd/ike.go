@@ -394,7 +394,7 @@ func startIKE(ctx context.Context, conns []*connection, dp *dataplane.Dataplane,
 
 // initiate negotiates c unless a negotiation or an IKE SA is already there.
 // An established IKE SA whose child SA is gone (expired, or deleted by the
-// peer) is replaced: it cannot yet create a new child of its own.
+// peer) gets a new child SA.
 func (k *ike) initiate(c *connection, why string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -403,6 +403,10 @@ func (k *ike) initiate(c *connection, why string) {
 		case "FAILED", "DELETED":
 		case "ESTABLISHED":
 			if k.hasChild(c) {
+				return
+			}
+			if err := k.d.CreateChild(c.peer.Name); err == nil {
+				k.log.Info("creating a child SA", "connection", c.peer.Name, "why", why)
 				return
 			}
 			k.log.Info("replacing an IKE SA without child SA", "connection", c.peer.Name)
@@ -585,8 +589,8 @@ func (k *ike) list() []apiIKESA {
 	return out
 }
 
-// command runs an operator's command: initiate a connection, rekey the
-// child SA with an SPI, or flush (delete) the IKE SAs of a connection, or
+// command runs an operator's command: initiate a connection, rekey or
+// delete the child SA with an SPI, or flush (delete) the IKE SAs of a connection, or
 // all of them when arg is empty.
 func (k *ike) command(cmd, arg string) (string, error) {
 	if k == nil {
@@ -610,6 +614,15 @@ func (k *ike) command(cmd, arg string) (string, error) {
 			return "", err
 		}
 		return fmt.Sprintf("rekeying child SA %#08x", spi), nil
+	case "delete":
+		spi, err := strconv.ParseUint(arg, 0, 32)
+		if err != nil {
+			return "", fmt.Errorf("delete: SPI %q: want a number like 0xc1a2b3c4", arg)
+		}
+		if err := k.d.DeleteChild(uint32(spi)); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("deleting child SA %#08x", spi), nil
 	case "flush":
 		n := 0
 		for _, i := range k.d.List() {
