@@ -176,7 +176,7 @@ func (sa *IKESA) rekeyIKE(p payloadsOf, respond func([]Payload), refuse func(Not
 		d: sa.d, cfg: sa.cfg, spiI: binary.BigEndian.Uint64(chosen.SPI), spiR: newSPI(),
 		local: sa.local, remote: sa.remote, natLocal: sa.natLocal, natRemote: sa.natRemote,
 		prf: prf, suite: suite, keID: keID, ni: p.nonce.Data, nr: newNonce(),
-		done: make(chan struct{}),
+		lastHeard: sa.lastHeard, upSince: sa.d.clock.Now(), done: make(chan struct{}),
 	}
 	skeyseed := crypto.DeriveRekeySKEYSEED(sa.prf, sa.keys.SKd, gir, n.ni, n.nr)
 	clear(gir)

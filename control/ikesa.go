@@ -46,6 +46,8 @@ type IKESA struct {
 	// dead is set when it stopped answering our requests.
 	lastHeard time.Time
 	dead      bool
+	// upSince is when the SA came up, for IKE SA lifetimes.
+	upSince time.Time
 
 	// local and remote are the IKE endpoints now in use: the configured
 	// ones, moved to port 4500 and to the peer's NAT mapping as NAT
@@ -144,6 +146,7 @@ func (sa *IKESA) established() {
 	sa.d.mu.Lock()
 	sa.d.leaveInit(sa)
 	sa.d.mu.Unlock()
+	sa.upSince = sa.d.clock.Now()
 	close(sa.done)
 	sa.d.log.Info("IKE SA established", "peer", sa.cfg.Name, "ike", sa.suite.String(), "children", len(sa.children))
 }

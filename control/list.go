@@ -21,6 +21,7 @@ type IKESAInfo struct {
 	NATRemote     bool
 	Suite         string
 	LastHeard     time.Time
+	Established   time.Time
 	Children      []ChildInfo
 }
 
@@ -45,7 +46,7 @@ func (d *Daemon) List() []IKESAInfo {
 		i := IKESAInfo{
 			Name: sa.cfg.Name, State: sa.state.String(), Initiator: sa.initiator,
 			SPIi: sa.spiI, SPIr: sa.spiR, Local: sa.local, Remote: sa.remote,
-			NATLocal: sa.natLocal, NATRemote: sa.natRemote, LastHeard: sa.lastHeard,
+			NATLocal: sa.natLocal, NATRemote: sa.natRemote, LastHeard: sa.lastHeard, Established: sa.upSince,
 		}
 		if sa.keys != nil {
 			i.Suite = sa.suite.String()

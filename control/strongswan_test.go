@@ -284,6 +284,7 @@ secrets {
 		{"espx initiates/rekey by strongSwan with PFS", "aes128gcm16-prfsha256-x25519", "aes256-sha256-ecp256"},
 		{"espx initiates/IKE rekey then child rekey by strongSwan", "aes256-sha256-ecp256", "aes128gcm16"},
 		{"espx initiates/rekey by espx with PFS, delete by espx", "aes128gcm16-prfsha256-x25519", "aes256-sha256-ecp256"},
+		{"espx initiates/IKE rekey by espx, then rekey by espx with PFS", "aes128gcm16-prfsha256-x25519", "aes256-sha256-ecp256"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			inst := newFakeInstaller(0xe5000000)
@@ -339,7 +340,13 @@ secrets {
 					before = spi
 				}
 				d.mu.Unlock()
-				ch.swanctl(t, "--rekey", "--ike", "espx")
+				if strings.Contains(tc.name, "IKE rekey by espx") {
+					if err := d.RekeyIKE("to-b"); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					ch.swanctl(t, "--rekey", "--ike", "espx")
+				}
 				for i := 0; ; i++ {
 					d.mu.Lock()
 					_, old := d.sas[before]

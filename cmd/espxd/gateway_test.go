@@ -988,13 +988,14 @@ func (tp *topo) sasOf(t *testing.T, d *daemon) []string {
 	return l
 }
 
-// A tunnel rekeys on its lifetime without losing a packet of the traffic
-// through it, closes when idle, and comes back with the next packet.
+// A tunnel rekeys its child and IKE SAs on their lifetimes without losing
+// a packet of the traffic through it, closes when idle, and comes back
+// with the next packet.
 func TestGatewayRekeyAndIdleClose(t *testing.T) {
 	tp := newTopo(t, 1)
 	tp.warm(t)
 	sa, sb := filepath.Join(tp.dir, "a.sock"), filepath.Join(tp.dir, "b.sock")
-	lifeA := "rekey-time = \"2s\"\nlife-time = \"10s\"\nrand-time = \"0s\"\ninactivity = \"3s\"\n"
+	lifeA := "rekey-time = \"2s\"\nlife-time = \"10s\"\nrand-time = \"0s\"\nike-rekey-time = \"3s\"\ninactivity = \"3s\"\n"
 	lifeB := "rekey-time = \"60s\"\ninactivity = \"3s\"\n"
 	a := tp.startDaemon(t, tp.gwA, "gwA", fmt.Sprintf(ikeTemplate, sa, "192.0.2.1", "192.0.2.2", "gwA", "gwB",
 		"198.51.100.0/24", "2001:db8:1::/64", "203.0.113.0/24", "2001:db8:2::/64")+lifeA, sa)
@@ -1014,6 +1015,9 @@ func TestGatewayRekeyAndIdleClose(t *testing.T) {
 	}
 	if n := strings.Count(a.log.String(), "rekeying child SA"); n < 2 {
 		t.Errorf("gwA rekeyed %d times in 4.5 s with rekey-time 2s", n)
+	}
+	if !strings.Contains(a.log.String(), "IKE SA rekeyed") || !strings.Contains(b.log.String(), "IKE SA rekeyed by the peer") {
+		t.Errorf("no IKE SA rekey in 4.5 s with ike-rekey-time 3s")
 	}
 	// Idle: both gateways close the tunnel within a second or so of the
 	// inactivity time.

@@ -38,7 +38,10 @@ type connConfig struct {
 	// Child SA lifetimes, as swanctl.conf's: rekey after rekey-time less
 	// a random part of rand-time, delete at life-time; and after so many
 	// bytes or packets. Defaults 1h, rekey-time * 1.1, life - rekey, off.
-	RekeyTime    duration  `toml:"rekey-time"`
+	RekeyTime duration `toml:"rekey-time"`
+	// IKERekeyTime rekeys the IKE SA (default 4h, less up to a tenth at
+	// random); its child SAs carry on in the new one.
+	IKERekeyTime duration  `toml:"ike-rekey-time"`
 	LifeTime     duration  `toml:"life-time"`
 	RandTime     *duration `toml:"rand-time"`
 	RekeyBytes   uint64    `toml:"rekey-bytes"`
@@ -78,6 +81,7 @@ type connection struct {
 	inactivity time.Duration
 	dpd        time.Duration
 	dpdAction  string
+	ikeRekey   time.Duration
 }
 
 // lifetime is the data plane lifetime of a new child SA of c: a soft
@@ -236,6 +240,10 @@ func (c *connConfig) convert(i int) (*connection, error) {
 		return nil, ferr("rand-time", "%v: want 0 up to less than rekey-time", conn.rand)
 	}
 	conn.rekeyBytes, conn.rekeyPkts = c.RekeyBytes, c.RekeyPackets
+	conn.ikeRekey = c.IKERekeyTime.Duration
+	if conn.ikeRekey == 0 {
+		conn.ikeRekey = 4 * time.Hour
+	}
 	conn.dpd, conn.dpdAction = c.DPDDelay.Duration, c.DPDAction
 	switch conn.dpdAction {
 	case "":
@@ -352,6 +360,8 @@ type ike struct {
 	// checked is when the last liveness check went out, by reqid; only
 	// the maintenance goroutine uses it.
 	checked map[uint64]time.Time
+	// ikeDue is when each IKE SA (by initiator SPI) is to be rekeyed.
+	ikeDue map[uint64]time.Time
 }
 
 func startIKE(ctx context.Context, conns []*connection, dp *dataplane.Dataplane, log *slog.Logger) (*ike, error) {
@@ -378,7 +388,7 @@ func startIKE(ctx context.Context, conns []*connection, dp *dataplane.Dataplane,
 		return nil, err
 	}
 	udp.Serve(d)
-	k := &ike{dp: dp, d: d, udp: udp, conns: conns, log: log, active: map[string]*control.IKESA{}, checked: map[uint64]time.Time{}}
+	k := &ike{dp: dp, d: d, udp: udp, conns: conns, log: log, active: map[string]*control.IKESA{}, checked: map[uint64]time.Time{}, ikeDue: map[uint64]time.Time{}}
 	go func() {
 		<-ctx.Done()
 		udp.Close()
@@ -467,6 +477,44 @@ func (k *ike) checkPeers(now time.Time, spis map[uint64]uint32, inbound map[uint
 	}
 }
 
+// rekeyIKE rekeys the IKE SAs whose lifetime has come: each gets its own
+// jittered deadline, so that many do not rekey at once and the two ends
+// seldom start together.
+func (k *ike) rekeyIKE(now time.Time) {
+	seen := map[uint64]bool{}
+	for _, i := range k.d.List() {
+		if i.State != "ESTABLISHED" {
+			continue
+		}
+		seen[i.SPIi] = true
+		var c *connection
+		for _, cc := range k.conns {
+			if cc.peer.Name == i.Name {
+				c = cc
+			}
+		}
+		if c == nil {
+			continue
+		}
+		due, ok := k.ikeDue[i.SPIi]
+		if !ok {
+			due = i.Established.Add(c.ikeRekey - time.Duration(mrand.Int64N(int64(c.ikeRekey/10)+1)))
+			k.ikeDue[i.SPIi] = due
+		}
+		if now.After(due) {
+			k.ikeDue[i.SPIi] = now.Add(c.ikeRekey) // once; the new SA gets its own
+			if err := k.d.RekeyIKE(i.Name); err == nil {
+				k.log.Info("rekeying IKE SA", "connection", i.Name, "spi_i", fmt.Sprintf("%016x", i.SPIi))
+			}
+		}
+	}
+	for spi := range k.ikeDue {
+		if !seen[spi] {
+			delete(k.ikeDue, spi)
+		}
+	}
+}
+
 // hasChild reports whether the data plane holds an outbound SA of c.
 func (k *ike) hasChild(c *connection) bool {
 	for _, sa := range k.dp.SAs() {
@@ -540,6 +588,7 @@ func (k *ike) closeIdle(ctx context.Context, dp *dataplane.Dataplane) {
 				}
 			}
 			k.checkPeers(now, spis, inbound)
+			k.rekeyIKE(now)
 			for _, c := range k.conns {
 				spi, up := spis[c.reqid]
 				if !up || c.inactivity <= 0 || now.Sub(last[c.reqid]) < c.inactivity {

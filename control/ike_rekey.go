@@ -1,0 +1,126 @@
+package control
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/espx/espx/crypto"
+)
+
+// Rekeying the IKE SA ourselves (RFC 7296 section 2.18): a CREATE_CHILD_SA
+// on the old IKE SA with an IKE proposal carrying our new SPI, a nonce and
+// a key exchange. On the answer the new IKE SA, of which we are the
+// original initiator, takes over the child SAs, and we delete the old one.
+// Simultaneous IKE SA rekeys (section 2.8.2) are not resolved yet: the
+// jitter on rekey times makes them rare.
+
+// RekeyIKE rekeys the established IKE SA of the connection name.
+func (d *Daemon) RekeyIKE(name string) error {
+	d.mu.Lock()
+	var sas []*IKESA
+	for _, sa := range d.sas {
+		sas = append(sas, sa)
+	}
+	d.mu.Unlock()
+	for _, sa := range sas {
+		sa.mu.Lock()
+		if sa.cfg.Name == name && sa.state == stateEstablished {
+			sa.enqueue(sa.startIKERekey)
+			sa.mu.Unlock()
+			return nil
+		}
+		sa.mu.Unlock()
+	}
+	return fmt.Errorf("%w %q: no established IKE SA", ErrNoPeer, name)
+}
+
+func (sa *IKESA) startIKERekey() {
+	spi := newSPI()
+	ni := newNonce()
+	ke, err := crypto.NewKeyExchange(sa.keID)
+	if err != nil {
+		sa.d.log.Warn("IKE rekey: key exchange", "err", err)
+		return
+	}
+	props := make([]Proposal, len(sa.cfg.IKE))
+	for i, p := range sa.cfg.IKE {
+		p.SPI = binary.BigEndian.AppendUint64(nil, spi)
+		props[i] = p
+	}
+	inner := []Payload{&SA{Proposals: props}, &Nonce{Data: ni}, &KE{Group: uint16(sa.keID), Data: ke.Public()}}
+	id := sa.nextRequestID()
+	b, err := (&Message{Header: sa.header(CREATE_CHILD_SA, false, id)}).EncodeEncrypted(inner, sa.out)
+	if err != nil {
+		sa.fail(err)
+		return
+	}
+	sa.sendRequest(b, id, CREATE_CHILD_SA, func(raw []byte) { sa.ikeRekeyResponse(raw, spi, ni, ke) })
+}
+
+func (sa *IKESA) ikeRekeyResponse(raw []byte, spi uint64, ni []byte, ke crypto.KeyExchange) {
+	ps, ok := sa.open(raw)
+	if !ok {
+		return
+	}
+	sa.stopRequest()
+	abandon := func(why string, args ...any) {
+		sa.d.log.Warn("IKE rekey failed", append([]any{"peer", sa.cfg.Name, "why", why}, args...)...)
+	}
+	if n := firstErrorNotify(ps); n != nil {
+		abandon("refused", "notify", n.NotifyType)
+		return
+	}
+	p, err := collect(ps)
+	if err != nil || p.sa == nil || len(p.sa.Proposals) != 1 || p.nonce == nil || p.ke == nil {
+		abandon("incomplete answer")
+		return
+	}
+	chosen := p.sa.Proposals[0]
+	if !offered(sa.cfg.IKE, chosen) || len(chosen.SPI) != 8 {
+		abandon("answer does not fit our request")
+		return
+	}
+	suite, keID, err := ikeSuite(chosen)
+	if err != nil || keID != sa.keID || crypto.KEID(p.ke.Group) != keID {
+		abandon("key exchange group", "group", p.ke.Group)
+		return
+	}
+	prf, err := crypto.NewPRF(suite.PRF)
+	if err != nil || len(p.nonce.Data) < prf.MinNonceLen() {
+		abandon("nonce")
+		return
+	}
+	gir, err := ke.SharedSecret(p.ke.Data)
+	if err != nil {
+		abandon("bad KE", "err", err)
+		return
+	}
+	n := &IKESA{
+		d: sa.d, cfg: sa.cfg, initiator: true, spiI: spi, spiR: binary.BigEndian.Uint64(chosen.SPI),
+		local: sa.local, remote: sa.remote, natLocal: sa.natLocal, natRemote: sa.natRemote,
+		prf: prf, suite: suite, keID: keID, ni: ni, nr: p.nonce.Data,
+		lastHeard: sa.lastHeard, upSince: sa.d.clock.Now(), done: make(chan struct{}),
+	}
+	skeyseed := crypto.DeriveRekeySKEYSEED(sa.prf, sa.keys.SKd, gir, n.ni, n.nr)
+	clear(gir)
+	keys, err := crypto.DeriveIKEKeys(suite, skeyseed, n.ni, n.nr, n.spiI, n.spiR)
+	clear(skeyseed)
+	if err == nil {
+		n.keys = keys
+		n.out, n.in, err = keys.SKs(true)
+	}
+	if err != nil {
+		abandon("keys", "err", err)
+		return
+	}
+	n.children, sa.children = sa.children, nil
+	n.state = stateEstablished
+	close(n.done)
+	sa.d.mu.Lock()
+	sa.d.sas[n.spiI] = n
+	sa.d.mu.Unlock()
+	sa.d.log.Info("IKE SA rekeyed", "peer", sa.cfg.Name, "ike", suite.String(),
+		"old_spi_i", fmt.Sprintf("%016x", sa.spiI), "new_spi_i", fmt.Sprintf("%016x", n.spiI))
+	// The old SA goes; its children live on in the new one.
+	sa.queue = append([]func(){sa.startDeleteIKE}, sa.queue...)
+}
