@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/espx/espx/internal/netnstest"
+	"github.com/espx/espx/internal/sswantest"
 )
 
 // The gateway tests run two espxd processes in network namespaces:
@@ -1091,4 +1092,104 @@ func TestGatewayDPD(t *testing.T) {
 		}
 	}
 	_ = b
+}
+
+// espx against strongSwan, gateway to gateway: espxd in gwA, charon with
+// kernel-libipsec (which always encapsulates ESP in UDP) in gwB, hosts
+// behind both. Traffic both ways, tunnels started by either side, child
+// SA rekeys by either side under traffic without loss, and a delete by
+// strongSwan.
+func TestGatewayStrongSwanPeer(t *testing.T) {
+	sswantest.Require(t)
+	tp := newTopo(t, 1)
+	// strongSwan's ESP is the kernel's forwarding into its TUN device.
+	netnstest.Run(t, "ip", "netns", "exec", tp.gwB.Name, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+	tp.warm(t)
+	const psk = "espx and strongSwan, a shared key"
+	sa := filepath.Join(tp.dir, "a.sock")
+	conf := fmt.Sprintf(ikeTemplate, sa, "192.0.2.1", "192.0.2.2", "gwA", "gwB",
+		"198.51.100.0/24", "2001:db8:1::/64", "203.0.113.0/24", "2001:db8:2::/64")
+	conf = strings.Replace(conf, `psk = "espx test key, not a secret"`, `psk = "`+psk+`"`, 1)
+	conf = strings.Replace(conf, `local-ts = ["198.51.100.0/24", "2001:db8:1::/64"]`, `local-ts = ["198.51.100.0/24"]`, 1)
+	conf = strings.Replace(conf, `remote-ts = ["203.0.113.0/24", "2001:db8:2::/64"]`, `remote-ts = ["203.0.113.0/24"]`, 1)
+	a := tp.startDaemon(t, tp.gwA, "gwA", conf, sa)
+	ch := sswantest.Start(t, tp.gwB, fmt.Sprintf(`connections {
+  espx {
+    version = 2
+    local_addrs = 192.0.2.2
+    remote_addrs = 192.0.2.1
+    proposals = aes128gcm16-prfsha256-x25519
+    local {
+      auth = psk
+      id = gwB.example
+    }
+    remote {
+      auth = psk
+      id = gwA.example
+    }
+    children {
+      espx {
+        mode = tunnel
+        local_ts = 203.0.113.0/24
+        remote_ts = 198.51.100.0/24
+        esp_proposals = aes128gcm16
+        start_action = trap
+      }
+    }
+  }
+}
+secrets {
+  ike-espx {
+    id-local = gwB.example
+    id-remote = gwA.example
+    secret = "%s"
+  }
+}
+`, psk), sswantest.Options{InstallRoutes: true})
+
+	// espx starts the tunnel on the first packet.
+	if n := ping(t, tp.hostA, "203.0.113.20", 5, 56); n != 5 {
+		t.Fatalf("hostA -> hostB through espx and strongSwan: %d of 5\n%s\n%s", n, a.log.String(), ch.Swanctl(t, "--list-sas"))
+	}
+	sIn, sOut, ok := ch.ChildSPIs(t)
+	ours := tp.sasOf(t, a)
+	if !ok || !slices.Contains(ours, fmt.Sprintf("in %#08x", sOut)) || !slices.Contains(ours, fmt.Sprintf("out %#08x", sIn)) {
+		t.Fatalf("strongSwan's child %08x/%08x, espx's %v", sIn, sOut, ours)
+	}
+	if out, _ := tp.ctlErr(a, "sas"); !strings.Contains(out, `"encap":true`) {
+		t.Errorf("espx does not encapsulate towards libipsec: %s", out)
+	}
+
+	// Rekeys by both sides while hostA pings hostB 20 times a second.
+	done := make(chan int, 1)
+	go func() { done <- ping(t, tp.hostA, "203.0.113.20", 80, 56) }()
+	time.Sleep(time.Second)
+	ch.Swanctl(t, "--rekey", "--child", "espx")
+	time.Sleep(1500 * time.Millisecond)
+	now := tp.sasOf(t, a)
+	if len(now) == 0 {
+		t.Fatal("no SAs after strongSwan's rekey")
+	}
+	if out, err := exec.Command(tp.ctl, "-socket", a.socket, "rekey", strings.Fields(now[0])[1]).CombinedOutput(); err != nil {
+		t.Fatalf("espxctl rekey: %v %s", err, out)
+	}
+	if n := <-done; n != 80 {
+		t.Errorf("%d of 80 pings answered across a rekey by strongSwan and one by espx", n)
+	}
+	if strings.Count(a.log.String(), "child SA installed\" spi") < 6 {
+		t.Errorf("not two rekeys at gwA:\n%s", a.log.String())
+	}
+
+	// strongSwan deletes the IKE SA, then starts a new one itself, espx
+	// answering, and traffic flows from its side.
+	ch.Swanctl(t, "--terminate", "--ike", "espx", "--timeout", "10")
+	waitFor(t, "delete by strongSwan", func() bool { return len(tp.sasOf(t, a)) == 0 })
+	ch.Swanctl(t, "--initiate", "--child", "espx", "--timeout", "10")
+	if n := ping(t, tp.hostB, "198.51.100.10", 5, 56); n != 5 {
+		t.Errorf("hostB -> hostA with strongSwan the initiator: %d of 5\n%s", n, ch.Swanctl(t, "--list-sas"))
+	}
+	if c := tp.counters(t, a); c["acquires"] != 1 {
+		t.Errorf("gwA raised %d acquires, want only the first", c["acquires"])
+	}
+	balanced(t, "gwA", tp.counters(t, a))
 }

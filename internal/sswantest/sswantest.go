@@ -71,16 +71,18 @@ func Start(t testing.TB, ns *netnstest.NS, swanctlConf string, opts ...Options) 
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	routes := "no"
+	routes := "install_routes = no"
 	if o.InstallRoutes {
-		routes = "yes"
+		// As the interop scripts do: routes in a table of their own,
+		// looked up before main.
+		routes = "install_routes = yes\n\trouting_table = 220\n\trouting_table_prio = 220\n\tthreads = 16"
 	}
 	c := &Charon{state: state, vici: "unix://" + filepath.Join(state, "run", "charon.vici")}
 	conf := fmt.Sprintf(`charon {
 	load = random nonce drbg openssl aesni aes sha1 sha2 hmac gcm ctr ccm chapoly cmac xcbc curve25519 gmp kdf pem pkcs1 pubkey x509 kernel-libipsec kernel-netlink socket-default vici
 	port = 500
 	port_nat_t = 4500
-	install_routes = %s
+	%s
 	# The old SA of a rekeyed child goes after 1 s instead of 5.
 	delete_rekeyed_delay = 1
 	filelog {
