@@ -1193,3 +1193,43 @@ secrets {
 	}
 	balanced(t, "gwA", tp.counters(t, a))
 }
+
+// espx to espx over IKEv2 with ESN and AES-CBC with HMAC-SHA2, the 4096
+// replay window and IPv6 inside; and a negotiation that fails (the peer is
+// not there) is not retried before the acquire timeout.
+func TestGatewayIKEESNAndFailedAcquire(t *testing.T) {
+	tp := newTopo(t, 1)
+	tp.warm(t)
+	sa, sb := filepath.Join(tp.dir, "a.sock"), filepath.Join(tp.dir, "b.sock")
+	esn := func(c string) string {
+		return strings.Replace(c, `esp = "aes128gcm16"`, `esp = "aes256-sha256-esn"`, 1) +
+			"retransmit-tries = 1\nretransmit-timeout = \"300ms\"\nretransmit-base = 1.0\n"
+	}
+	confA := esn(fmt.Sprintf(ikeTemplate, sa, "192.0.2.1", "192.0.2.2", "gwA", "gwB",
+		"198.51.100.0/24", "2001:db8:1::/64", "203.0.113.0/24", "2001:db8:2::/64"))
+	confA = strings.Replace(confA, "[[connection]]", "[acquire]\ntimeout = \"3s\"\n\n[[connection]]", 1)
+	a := tp.startDaemon(t, tp.gwA, "gwA", confA, sa)
+	// gwB is not running yet: the negotiation fails, and the pings that
+	// follow within the acquire timeout raise no new acquire.
+	ping(t, tp.hostA, "203.0.113.20", 10, 56)
+	if c := tp.counters(t, a); c["acquires"] != 1 || c["acquires_suppressed"] != 9 {
+		t.Fatalf("with the peer away: %d acquires, %d suppressed; want 1, 9", c["acquires"], c["acquires_suppressed"])
+	}
+	waitFor(t, "the failed negotiation", func() bool { return strings.Contains(a.log.String(), "IKE SA failed") })
+	b := tp.startDaemon(t, tp.gwB, "gwB", esn(fmt.Sprintf(ikeTemplate, sb, "192.0.2.2", "192.0.2.1", "gwB", "gwA",
+		"203.0.113.0/24", "2001:db8:2::/64", "198.51.100.0/24", "2001:db8:1::/64")), sb)
+	// Once the acquire has timed out, the next packet tries again.
+	time.Sleep(3 * time.Second)
+	if n := ping(t, tp.hostA, "2001:db8:2::20", 10, 56); n != 10 {
+		t.Fatalf("IPv6 through the ESN tunnel: %d of 10\n%s", n, a.log.String())
+	}
+	out, err := tp.ctlErr(a, "sas")
+	if err != nil || strings.Count(out, `"esn":true`) != 2 || strings.Count(out, `"transform":"aes-cbc-256/hmac-sha2-256-128"`) != 2 || !strings.Contains(out, `"replay_window":4096`) {
+		t.Errorf("gwA SAs: %v %s", err, out)
+	}
+	if c := tp.counters(t, a); c["acquires"] != 2 {
+		t.Errorf("%d acquires, want 2: one per acquire timeout", c["acquires"])
+	}
+	balanced(t, "gwA", tp.counters(t, a))
+	balanced(t, "gwB", tp.counters(t, b))
+}
