@@ -29,8 +29,12 @@
 // [Daemon.RekeyChild] (child_rekey.go) rekeys a child SA, with PFS when the
 // proposal says so, and deletes the old one, settling a rekey both ends
 // start at once as section 2.8.1 says; [Daemon.DeleteChild] and
-// [IKESA.Delete] (delete.go) delete; a peer that stops answering has its
-// SAs closed after the retransmissions. The initiator retransmits on the operator's schedule
+// [IKESA.Delete] (delete.go) delete; [Daemon.CreateChild] adds a child SA
+// to an established IKE SA; [Daemon.RekeyIKE] (ike_rekey.go) rekeys the IKE
+// SA, moving its child SAs to the new one; [Daemon.CheckLiveness]
+// (liveness.go) sends an empty INFORMATIONAL, and a peer that stops
+// answering any request has its SAs closed after the retransmissions
+// ([IKESA.Dead]). [Daemon.List] describes the IKE SAs for the operator. The initiator retransmits on the operator's schedule
 // ([Retransmit], driven by a [Clock]); the responder answers retransmitted
 // requests from a cache. IKE_SA_INIT requests pass the operator's
 // denial-of-service limits first ([Limits], dos.go): cookies above a number
@@ -44,10 +48,12 @@
 // a network namespace): espx as initiator and responder, AES-GCM and
 // AES-CBC+HMAC child SAs whose keys match those charon derives, child SA
 // rekeying started by strongSwan, with and without PFS, and IKE SA rekeying
-// followed by a child rekey over the new IKE SA; espx rekeying a child SA
-// with PFS and deleting the IKE SA.
+// by either side followed by a child rekey over the new IKE SA; espx
+// rekeying a child SA with PFS and deleting the IKE SA. cmd/espxd's tests
+// run traffic through an espx gateway and a strongSwan one.
 //
-// Not yet here: lifetimes that trigger rekeys, starting IKE SA rekeys,
-// liveness checks (DPD) of our own, additional child SAs, and a segmented SA
-// manager.
+// Lifetimes, dead peer detection and idle close are policies of espxd
+// (cmd/espxd/ike.go), which calls these. Not yet here: simultaneous IKE SA
+// rekeys (section 2.8.2), reauthentication, childless IKE SAs (RFC 6023),
+// and a segmented SA manager (one mutex guards the SA tables).
 package control

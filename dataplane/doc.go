@@ -1,7 +1,23 @@
 // Package dataplane is the ESP data plane of espx: runtime SAs, ESP
-// encapsulation and decapsulation, the anti-replay window and the per-worker
-// counters. The workers that drive it from AF_XDP queues build on these
-// pieces.
+// encapsulation and decapsulation, the anti-replay window, the workers
+// that move packets between AF_XDP sockets, and the per-worker counters.
+//
+// # Gateway
+//
+// A [Dataplane] holds what the workers share: the SAD (inbound SAs by SPI,
+// outbound SAs by request ID, in lock-free tables), the SPD (package spd)
+// and the pending acquires. The control plane drives it through
+// [Installer], shaped like XFRM, and hears back through [Dataplane.Events]
+// (acquires, soft and hard expiry). [Dataplane.Start] brings a [Gateway] up
+// on two interfaces: XDP programs, one UMEM and two sockets per queue, a
+// [Worker] per queue, and a mirror of the kernel's routes and neighbours
+// (package fib). A worker receives a batch on each side: outbound packets
+// go through the SPD (protect, bypass, discard, or a trap that raises an
+// acquire and holds a few packets), are fragmented if too big without DF
+// or answered with an ICMP error, encrypted, routed and sent; inbound ESP
+// is decrypted and must match a forward policy of its SA; cleartext meets
+// the forward policies too. Packets wait for unresolved next hops as the
+// kernel's neighbour queue holds them. Nothing on these paths allocates.
 //
 // # Pipeline
 //
