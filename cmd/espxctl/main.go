@@ -13,70 +13,16 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/espx/espx/control/api"
 )
-
-type saRow struct {
-	SPI          string `json:"spi"`
-	Dir          string `json:"dir"`
-	ReqID        uint64 `json:"reqid"`
-	Mode         string `json:"mode"`
-	Src          string `json:"src"`
-	Dst          string `json:"dst"`
-	Encap        bool   `json:"encap"`
-	ESN          bool   `json:"esn"`
-	Transform    string `json:"transform"`
-	ReplayWindow int    `json:"replay_window"`
-	Packets      uint64 `json:"packets"`
-	Bytes        uint64 `json:"bytes"`
-	Seq          uint64 `json:"seq"`
-	AgeSeconds   int64  `json:"age_s"`
-	IdleSeconds  int64  `json:"idle_s"`
-}
-
-type coreRow struct {
-	Core     int               `json:"core"`
-	Counters map[string]uint64 `json:"counters"`
-}
-
-type childRow struct {
-	InSPI    string   `json:"in_spi"`
-	OutSPI   string   `json:"out_spi"`
-	Proposal string   `json:"proposal"`
-	LocalTS  []string `json:"local_ts"`
-	RemoteTS []string `json:"remote_ts"`
-}
-
-type ikeRow struct {
-	Name      string     `json:"name"`
-	State     string     `json:"state"`
-	Initiator bool       `json:"initiator"`
-	SPIi      string     `json:"spi_i"`
-	SPIr      string     `json:"spi_r"`
-	Local     string     `json:"local"`
-	Remote    string     `json:"remote"`
-	NAT       string     `json:"nat"`
-	Suite     string     `json:"suite"`
-	HeardS    int64      `json:"last_heard_s"`
-	Children  []childRow `json:"children"`
-}
-
-type response struct {
-	Error string    `json:"error"`
-	SAs   []saRow   `json:"sas"`
-	Cores []coreRow `json:"cores"`
-	IKE   []ikeRow  `json:"ike"`
-	Done  string    `json:"done"`
-}
 
 // commands and how many arguments each takes at most.
 var commands = map[string]int{"sas": 0, "counters": 0, "ike": 0, "initiate": 1, "rekey": 1, "delete": 1, "flush": 1}
@@ -94,7 +40,7 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	raw, resp, err := ask(*socket, flag.Arg(0), flag.Arg(1))
+	raw, resp, err := api.Ask(*socket, api.Request{Cmd: flag.Arg(0), Arg: flag.Arg(1)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "espxctl:", err)
 		os.Exit(1)
@@ -115,7 +61,7 @@ func main() {
 	}
 }
 
-func printIKE(sas []ikeRow) {
+func printIKE(sas []api.IKESA) {
 	for _, s := range sas {
 		role := "responder"
 		if s.Initiator {
@@ -140,35 +86,7 @@ func printIKE(sas []ikeRow) {
 	}
 }
 
-func ask(socket, cmd, arg string) ([]byte, *response, error) {
-	c, err := net.DialTimeout("unix", socket, 2*time.Second)
-	if err != nil {
-		return nil, nil, fmt.Errorf("is espxd running? %w", err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	req, err := json.Marshal(map[string]string{"cmd": cmd, "arg": arg})
-	if err != nil {
-		return nil, nil, err
-	}
-	if _, err := c.Write(append(req, '\n')); err != nil {
-		return nil, nil, err
-	}
-	line, err := bufio.NewReader(c).ReadBytes('\n')
-	if err != nil {
-		return nil, nil, err
-	}
-	var r response
-	if err := json.Unmarshal(line, &r); err != nil {
-		return nil, nil, err
-	}
-	if r.Error != "" {
-		return nil, nil, fmt.Errorf("espxd: %s", r.Error)
-	}
-	return line, &r, nil
-}
-
-func printSAs(sas []saRow) {
+func printSAs(sas []api.SA) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "SPI\tDIR\tREQID\tMODE\tOUTER\tTRANSFORM\tPACKETS\tBYTES\tSEQ\tAGE\tIDLE")
 	for _, s := range sas {
@@ -193,7 +111,7 @@ func printSAs(sas []saRow) {
 	w.Flush()
 }
 
-func printCounters(cores []coreRow) {
+func printCounters(cores []api.Core) {
 	names := map[string]bool{}
 	for _, c := range cores {
 		for k := range c.Counters {

@@ -12,68 +12,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/espx/espx/control/api"
 	"github.com/espx/espx/dataplane"
 )
-
-// The operator's API: espxctl sends one JSON request per line on a unix
-// socket that only root can open, and gets one JSON answer per line.
-type apiRequest struct {
-	Cmd string `json:"cmd"` // sas, counters, ike, initiate, rekey, delete, flush
-	Arg string `json:"arg,omitempty"`
-}
-
-type apiSA struct {
-	SPI          string `json:"spi"`
-	Dir          string `json:"dir"`
-	ReqID        uint64 `json:"reqid"`
-	Mode         string `json:"mode"`
-	Src          string `json:"src,omitempty"`
-	Dst          string `json:"dst,omitempty"`
-	Encap        bool   `json:"encap,omitempty"`
-	ESN          bool   `json:"esn,omitempty"`
-	Transform    string `json:"transform"`
-	ReplayWindow int    `json:"replay_window,omitempty"`
-	Packets      uint64 `json:"packets"`
-	Bytes        uint64 `json:"bytes"`
-	Seq          uint64 `json:"seq"`
-	AgeSeconds   int64  `json:"age_s"`
-	IdleSeconds  int64  `json:"idle_s"` // -1: never used
-}
-
-type apiCore struct {
-	Core     int               `json:"core"`
-	Counters map[string]uint64 `json:"counters"`
-}
-
-type apiIKESA struct {
-	Name      string     `json:"name"`
-	State     string     `json:"state"`
-	Initiator bool       `json:"initiator"`
-	SPIi      string     `json:"spi_i"`
-	SPIr      string     `json:"spi_r"`
-	Local     string     `json:"local"`
-	Remote    string     `json:"remote"`
-	NAT       string     `json:"nat,omitempty"`
-	Suite     string     `json:"suite"`
-	HeardS    int64      `json:"last_heard_s"` // -1: never
-	Children  []apiChild `json:"children"`
-}
-
-type apiChild struct {
-	InSPI    string   `json:"in_spi"`
-	OutSPI   string   `json:"out_spi"`
-	Proposal string   `json:"proposal"`
-	LocalTS  []string `json:"local_ts"`
-	RemoteTS []string `json:"remote_ts"`
-}
-
-type apiResponse struct {
-	Error string     `json:"error,omitempty"`
-	SAs   []apiSA    `json:"sas,omitempty"`
-	Cores []apiCore  `json:"cores,omitempty"`
-	IKE   []apiIKESA `json:"ike,omitempty"`
-	Done  string     `json:"done,omitempty"`
-}
 
 func startAPI(ctx context.Context, cfg *config, dp *dataplane.Dataplane, gw *dataplane.Gateway, k *ike, log *slog.Logger) error {
 	path := cfg.file.Control.Socket
@@ -126,8 +67,8 @@ func serveAPI(c net.Conn, dp *dataplane.Dataplane, k *ike) {
 	sc := bufio.NewScanner(c)
 	enc := json.NewEncoder(c)
 	for sc.Scan() {
-		var req apiRequest
-		var resp apiResponse
+		var req api.Request
+		var resp api.Response
 		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
 			resp.Error = "bad request: " + err.Error()
 		} else {
@@ -154,11 +95,11 @@ func serveAPI(c net.Conn, dp *dataplane.Dataplane, k *ike) {
 	}
 }
 
-func listSAs(dp *dataplane.Dataplane) []apiSA {
+func listSAs(dp *dataplane.Dataplane) []api.SA {
 	now := time.Now()
-	var out []apiSA
+	var out []api.SA
 	for _, i := range dp.SAs() {
-		a := apiSA{
+		a := api.SA{
 			SPI: fmt.Sprintf("%#08x", i.SPI), Dir: "out", ReqID: i.ReqID, Mode: i.Mode.String(),
 			Encap: i.Encap, ESN: i.ESN, Transform: transformName(i), ReplayWindow: i.ReplayWindow,
 			Packets: i.Packets, Bytes: i.Bytes, Seq: i.Seq,
@@ -204,8 +145,8 @@ func transformName(i dataplane.SAInfo) string {
 	return "unknown"
 }
 
-func counters(dp *dataplane.Dataplane) []apiCore {
-	var out []apiCore
+func counters(dp *dataplane.Dataplane) []api.Core {
+	var out []api.Core
 	for _, w := range dp.Workers() {
 		s := w.C.Snapshot()
 		m := map[string]uint64{
@@ -222,7 +163,7 @@ func counters(dp *dataplane.Dataplane) []apiCore {
 		for _, d := range dataplane.Drops() {
 			m["drop_"+d.String()] = s.Drops[d]
 		}
-		out = append(out, apiCore{Core: w.ID(), Counters: m})
+		out = append(out, api.Core{Core: w.ID(), Counters: m})
 	}
 	return out
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/espx/espx/control"
+	"github.com/espx/espx/control/api"
 	"github.com/espx/espx/dataplane"
 	"github.com/espx/espx/spd"
 )
@@ -604,14 +605,14 @@ func (k *ike) closeIdle(ctx context.Context, dp *dataplane.Dataplane) {
 }
 
 // list describes the IKE SAs for espxctl.
-func (k *ike) list() []apiIKESA {
+func (k *ike) list() []api.IKESA {
 	if k == nil {
 		return nil
 	}
 	now := time.Now()
-	var out []apiIKESA
+	var out []api.IKESA
 	for _, i := range k.d.List() {
-		a := apiIKESA{
+		a := api.IKESA{
 			Name: i.Name, State: i.State, Initiator: i.Initiator,
 			SPIi: fmt.Sprintf("%016x", i.SPIi), SPIr: fmt.Sprintf("%016x", i.SPIr),
 			Local: i.Local.String(), Remote: i.Remote.String(), Suite: i.Suite, HeardS: -1,
@@ -628,7 +629,7 @@ func (k *ike) list() []apiIKESA {
 			a.HeardS = int64(now.Sub(i.LastHeard).Seconds())
 		}
 		for _, c := range i.Children {
-			a.Children = append(a.Children, apiChild{
+			a.Children = append(a.Children, api.Child{
 				InSPI: fmt.Sprintf("%#08x", c.InSPI), OutSPI: fmt.Sprintf("%#08x", c.OutSPI),
 				Proposal: c.Proposal, LocalTS: c.LocalTS, RemoteTS: c.RemoteTS,
 			})

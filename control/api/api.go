@@ -1,0 +1,108 @@
+// Package api is the operator's API of espxd, which espxctl speaks: one
+// JSON request per line on a unix socket that only root can open, one JSON
+// answer per line. Keys never cross it.
+package api
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Request asks espxd for something. Cmd is one of sas, counters, ike,
+// initiate (Arg: connection), rekey and delete (Arg: a child SA's SPI),
+// flush (Arg: connection, or empty for all).
+type Request struct {
+	Cmd string `json:"cmd"`
+	Arg string `json:"arg,omitempty"`
+}
+
+// SA is an SA in the data plane.
+type SA struct {
+	SPI          string `json:"spi"`
+	Dir          string `json:"dir"`
+	ReqID        uint64 `json:"reqid"`
+	Mode         string `json:"mode"`
+	Src          string `json:"src,omitempty"`
+	Dst          string `json:"dst,omitempty"`
+	Encap        bool   `json:"encap,omitempty"`
+	ESN          bool   `json:"esn,omitempty"`
+	Transform    string `json:"transform"`
+	ReplayWindow int    `json:"replay_window,omitempty"`
+	Packets      uint64 `json:"packets"`
+	Bytes        uint64 `json:"bytes"`
+	Seq          uint64 `json:"seq"`
+	AgeSeconds   int64  `json:"age_s"`
+	IdleSeconds  int64  `json:"idle_s"` // -1: never used
+}
+
+// Core is one worker's counters by name.
+type Core struct {
+	Core     int               `json:"core"`
+	Counters map[string]uint64 `json:"counters"`
+}
+
+// IKESA is an IKE SA with its child SAs.
+type IKESA struct {
+	Name      string  `json:"name"`
+	State     string  `json:"state"`
+	Initiator bool    `json:"initiator"`
+	SPIi      string  `json:"spi_i"`
+	SPIr      string  `json:"spi_r"`
+	Local     string  `json:"local"`
+	Remote    string  `json:"remote"`
+	NAT       string  `json:"nat,omitempty"`
+	Suite     string  `json:"suite"`
+	HeardS    int64   `json:"last_heard_s"` // -1: never
+	Children  []Child `json:"children"`
+}
+
+// Child is a child SA of an IKE SA.
+type Child struct {
+	InSPI    string   `json:"in_spi"`
+	OutSPI   string   `json:"out_spi"`
+	Proposal string   `json:"proposal"`
+	LocalTS  []string `json:"local_ts"`
+	RemoteTS []string `json:"remote_ts"`
+}
+
+// Response is espxd's answer.
+type Response struct {
+	Error string  `json:"error,omitempty"`
+	SAs   []SA    `json:"sas,omitempty"`
+	Cores []Core  `json:"cores,omitempty"`
+	IKE   []IKESA `json:"ike,omitempty"`
+	Done  string  `json:"done,omitempty"`
+}
+
+// Ask sends one request to the espxd listening on socket and returns its
+// answer, raw and decoded. An answer with an error is returned as one.
+func Ask(socket string, req Request) ([]byte, *Response, error) {
+	c, err := net.DialTimeout("unix", socket, 2*time.Second)
+	if err != nil {
+		return nil, nil, fmt.Errorf("is espxd running? %w", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := c.Write(append(b, '\n')); err != nil {
+		return nil, nil, err
+	}
+	line, err := bufio.NewReader(c).ReadBytes('\n')
+	if err != nil {
+		return nil, nil, err
+	}
+	var r Response
+	if err := json.Unmarshal(line, &r); err != nil {
+		return nil, nil, err
+	}
+	if r.Error != "" {
+		return line, &r, fmt.Errorf("espxd: %s", r.Error)
+	}
+	return line, &r, nil
+}
