@@ -1097,8 +1097,8 @@ func TestGatewayDPD(t *testing.T) {
 // espx against strongSwan, gateway to gateway: espxd in gwA, charon with
 // kernel-libipsec (which always encapsulates ESP in UDP) in gwB, hosts
 // behind both. Traffic both ways, tunnels started by either side, child
-// SA rekeys by either side under traffic without loss, and a delete by
-// strongSwan.
+// SA rekeys by either side under traffic without loss, a delete by
+// strongSwan, and dead peer detection both ways.
 func TestGatewayStrongSwanPeer(t *testing.T) {
 	sswantest.Require(t)
 	tp := newTopo(t, 1)
@@ -1112,6 +1112,7 @@ func TestGatewayStrongSwanPeer(t *testing.T) {
 	conf = strings.Replace(conf, `psk = "espx test key, not a secret"`, `psk = "`+psk+`"`, 1)
 	conf = strings.Replace(conf, `local-ts = ["198.51.100.0/24", "2001:db8:1::/64"]`, `local-ts = ["198.51.100.0/24"]`, 1)
 	conf = strings.Replace(conf, `remote-ts = ["203.0.113.0/24", "2001:db8:2::/64"]`, `remote-ts = ["203.0.113.0/24"]`, 1)
+	conf += "dpd-delay = \"1s\"\ndpd-action = \"clear\"\nretransmit-tries = 1\nretransmit-timeout = \"500ms\"\nretransmit-base = 1.0\n"
 	a := tp.startDaemon(t, tp.gwA, "gwA", conf, sa)
 	ch := sswantest.Start(t, tp.gwB, fmt.Sprintf(`connections {
   espx {
@@ -1119,6 +1120,7 @@ func TestGatewayStrongSwanPeer(t *testing.T) {
     local_addrs = 192.0.2.2
     remote_addrs = 192.0.2.1
     proposals = aes128gcm16-prfsha256-x25519
+    dpd_delay = 1s
     local {
       auth = psk
       id = gwB.example
@@ -1192,6 +1194,18 @@ secrets {
 		t.Errorf("gwA raised %d acquires, want only the first", c["acquires"])
 	}
 	balanced(t, "gwA", tp.counters(t, a))
+
+	// Dead peer detection both ways: quiet for a while, each side's
+	// liveness checks are answered and the tunnel stays; then strongSwan
+	// dies, and espx notices.
+	time.Sleep(3 * time.Second)
+	if !strings.Contains(ch.Swanctl(t, "--list-sas"), "ESTABLISHED") || len(tp.sasOf(t, a)) != 2 || strings.Contains(a.log.String(), "peer dead") {
+		t.Fatalf("a quiet tunnel did not survive DPD:\n%s\n%s", ch.Swanctl(t, "--list-sas"), a.log.String())
+	}
+	ch.Kill()
+	waitFor(t, "espx noticing strongSwan's death", func() bool {
+		return strings.Contains(a.log.String(), "peer dead") && len(tp.sasOf(t, a)) == 0
+	})
 }
 
 // espx to espx over IKEv2 with ESN and AES-CBC with HMAC-SHA2, the 4096

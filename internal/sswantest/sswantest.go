@@ -44,6 +44,7 @@ func Require(t testing.TB) {
 
 // Charon is one strongSwan daemon a test started.
 type Charon struct {
+	done  chan struct{} // closed when charon has exited
 	state string
 	vici  string
 	cmd   *exec.Cmd
@@ -117,16 +118,10 @@ func Start(t testing.TB, ns *netnstest.NS, swanctlConf string, opts ...Options) 
 		t.Fatal(err)
 	}
 	// Every exec above replaces its process, so this PID is charon's.
+	c.done = make(chan struct{})
+	go func() { c.cmd.Wait(); close(c.done) }()
 	t.Cleanup(func() {
-		c.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { c.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			c.cmd.Process.Kill()
-			<-done
-		}
+		c.Stop()
 		if t.Failed() {
 			log, _ := os.ReadFile(filepath.Join(state, "charon.log"))
 			t.Logf("charon.log:\n%s", log)
@@ -143,6 +138,24 @@ func Start(t testing.TB, ns *netnstest.NS, swanctlConf string, opts ...Options) 
 	}
 	c.Swanctl(t, "--load-all", "--noprompt", "--file", filepath.Join(state, "swanctl.conf"))
 	return c
+}
+
+// Stop ends charon (SIGTERM, then SIGKILL after 5 s) and waits for it;
+// the test's cleanup calls it too.
+func (c *Charon) Stop() {
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(5 * time.Second):
+		c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+// Kill ends charon with SIGKILL, as a crash would: it tells no peer.
+func (c *Charon) Kill() {
+	c.cmd.Process.Kill()
+	<-c.done
 }
 
 // Swanctl runs swanctl against this charon and fails the test if it fails.
