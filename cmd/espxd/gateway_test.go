@@ -143,12 +143,17 @@ func newTopo(t *testing.T, queues int) *topo {
 	return tp
 }
 
-// ping runs ping in ns and returns how many replies came back.
+// ping runs ping in ns and returns how many replies came back; a reply
+// that comes twice fails the test.
 func ping(t *testing.T, ns *netnstest.NS, dst string, count int, size int, opts ...string) int {
 	t.Helper()
 	args := append([]string{"ip", "netns", "exec", ns.Name, "ping", "-n", "-q", "-c", fmt.Sprint(count),
 		"-i", "0.05", "-W", "1", "-s", fmt.Sprint(size)}, opts...)
 	out, _ := netnstest.RunErr(append(args, dst)...)
+	if strings.Contains(out, "duplicates") {
+		// A packet delivered twice: a replay the gateways let through.
+		t.Errorf("ping %s: duplicates:\n%s", dst, out)
+	}
 	var sent, recv int
 	for _, l := range strings.Split(out, "\n") {
 		if strings.Contains(l, "packets transmitted") {
