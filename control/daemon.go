@@ -45,6 +45,9 @@ type Daemon struct {
 
 	limits  Limits
 	cookies cookieSecrets
+	// onPeerClose is told when the peer closes a tunnel; set before the
+	// daemon runs.
+	onPeerClose func(name string)
 
 	// mu guards the tables below; each IKE SA has its own lock for
 	// everything else. Lock order: an IKE SA's mu, then the daemon's.

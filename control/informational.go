@@ -15,7 +15,7 @@ func (sa *IKESA) processInformational(raw []byte) {
 	id := sa.peerID
 	sa.peerID++
 	var answer []Payload
-	deleteIKE := false
+	deleteIKE, closed := false, false
 	for _, p := range ps {
 		del, ok := p.(*Delete)
 		if !ok {
@@ -36,6 +36,9 @@ func (sa *IKESA) processInformational(raw []byte) {
 			}
 			if len(ours) > 0 {
 				answer = append(answer, &Delete{Protocol: ProtoESP, SPIs: ours})
+				// The peer deleted the last child SA: it closed the tunnel,
+				// rather than finishing a rekey (which leaves the new one).
+				closed = closed || len(sa.children) == 0
 			}
 		}
 	}
@@ -47,9 +50,22 @@ func (sa *IKESA) processInformational(raw []byte) {
 	sa.lastResp = b
 	sa.send(b)
 	if deleteIKE {
+		// An IKE SA the peer rekeyed has handed its children on already;
+		// one that still has them is a tunnel the peer closes.
+		closed = closed || len(sa.children) > 0
 		sa.closeIKE()
 	}
+	if closed && sa.d.onPeerClose != nil {
+		sa.d.onPeerClose(sa.cfg.Name)
+	}
 }
+
+// OnPeerClose sets a function the daemon calls, with the connection's
+// name, when the peer deletes a tunnel: its last child SA, or the IKE SA
+// with its child SAs. It runs with the IKE SA locked and must not call the
+// daemon back before returning (start a goroutine for that): it is how
+// espxd applies a connection's close-action.
+func (d *Daemon) OnPeerClose(f func(name string)) { d.onPeerClose = f }
 
 // childByOutSPI finds a child SA by the SPI the peer receives on.
 func (sa *IKESA) childByOutSPI(spi uint32) *child {

@@ -1252,3 +1252,45 @@ func TestGatewayIKEESNAndFailedAcquire(t *testing.T) {
 	balanced(t, "gwA", tp.counters(t, a))
 	balanced(t, "gwB", tp.counters(t, b))
 }
+
+// start-action start brings the tunnel up without traffic; when the peer
+// closes it, close-action start brings it back at once and close-action
+// trap on the next packet.
+func TestGatewayStartAndCloseAction(t *testing.T) {
+	for _, action := range []string{"start", "trap"} {
+		t.Run(action, func(t *testing.T) {
+			tp := newTopo(t, 1)
+			tp.warm(t)
+			sa, sb := filepath.Join(tp.dir, "a.sock"), filepath.Join(tp.dir, "b.sock")
+			confA := strings.Replace(fmt.Sprintf(ikeTemplate, sa, "192.0.2.1", "192.0.2.2", "gwA", "gwB",
+				"198.51.100.0/24", "2001:db8:1::/64", "203.0.113.0/24", "2001:db8:2::/64"),
+				`start-action = "trap"`, `start-action = "start"`+"\nclose-action = \""+action+"\"", 1)
+			b := tp.startDaemon(t, tp.gwB, "gwB", fmt.Sprintf(ikeTemplate, sb, "192.0.2.2", "192.0.2.1", "gwB", "gwA",
+				"203.0.113.0/24", "2001:db8:2::/64", "198.51.100.0/24", "2001:db8:1::/64"), sb)
+			a := tp.startDaemon(t, tp.gwA, "gwA", confA, sa)
+			waitFor(t, "start-action start", func() bool { return len(tp.sasOf(t, a)) == 2 && len(tp.sasOf(t, b)) == 2 })
+			first := tp.sasOf(t, a)
+			if out, err := exec.Command(tp.ctl, "-socket", b.socket, "flush", "peer").CombinedOutput(); err != nil {
+				t.Fatalf("espxctl flush at gwB: %v %s", err, out)
+			}
+			waitFor(t, "the peer's close", func() bool { return strings.Contains(a.log.String(), "peer closed the tunnel") })
+			if action == "start" {
+				waitFor(t, "close-action start", func() bool {
+					now := tp.sasOf(t, a)
+					return len(now) == 2 && !slices.Contains(now, first[0])
+				})
+			} else {
+				time.Sleep(time.Second)
+				if l := tp.sasOf(t, a); len(l) != 0 {
+					t.Fatalf("close-action trap brought the tunnel up without traffic: %v", l)
+				}
+				if n := ping(t, tp.hostA, "203.0.113.20", 3, 56); n != 3 {
+					t.Fatalf("close-action trap: %d of 3 pings", n)
+				}
+			}
+			if n := ping(t, tp.hostB, "198.51.100.10", 3, 56); n != 3 {
+				t.Errorf("after close-action %s: %d of 3 pings from hostB", action, n)
+			}
+		})
+	}
+}

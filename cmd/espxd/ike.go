@@ -58,6 +58,9 @@ type connConfig struct {
 	// trap (wait for traffic) or clear (nothing). 0 turns it off.
 	DPDDelay  duration `toml:"dpd-delay"`
 	DPDAction string   `toml:"dpd-action"`
+	// CloseAction is what happens when the peer closes the tunnel: none
+	// (the default), trap (wait for traffic) or start (negotiate again).
+	CloseAction string `toml:"close-action"`
 	// The retransmission schedule, strongSwan's charon.retransmit_*.
 	RetransmitTries   *int     `toml:"retransmit-tries"`
 	RetransmitTimeout duration `toml:"retransmit-timeout"`
@@ -82,6 +85,7 @@ type connection struct {
 	inactivity time.Duration
 	dpd        time.Duration
 	dpdAction  string
+	closeAct   string
 	ikeRekey   time.Duration
 }
 
@@ -253,6 +257,14 @@ func (c *connConfig) convert(i int) (*connection, error) {
 	default:
 		return nil, ferr("dpd-action", "%q: want restart, trap or clear", c.DPDAction)
 	}
+	conn.closeAct = c.CloseAction
+	switch conn.closeAct {
+	case "":
+		conn.closeAct = "none"
+	case "none", "trap", "start":
+	default:
+		return nil, ferr("close-action", "%q: want none, trap or start", c.CloseAction)
+	}
 	if c.RetransmitTries != nil {
 		p.Retransmit.Tries = *c.RetransmitTries
 	}
@@ -273,6 +285,14 @@ func (c *connConfig) convert(i int) (*connection, error) {
 	return conn, nil
 }
 
+// trap reports whether the connection's outbound policies are traps: when
+// it starts on demand, or waits for traffic after the peer closes the
+// tunnel or dies. Without an SA a trap raises an acquire; a plain protect
+// policy drops.
+func (c *connection) trap() bool {
+	return c.start == "trap" || c.closeAct == "trap" || c.dpdAction == "trap"
+}
+
 // policies are the connection's policies: for every pair of local and
 // remote selectors of one family, an outbound policy (a trap when the
 // tunnel starts on demand) and a forward policy that decrypted packets
@@ -286,7 +306,7 @@ func (c *connection) policies() []spd.Policy {
 			}
 			sel := spd.Selector{Local: l, Remote: r}
 			ps = append(ps,
-				spd.Policy{Dir: spd.DirOut, Selector: sel, Priority: c.priority, Action: spd.Protect, SA: c.reqid, Trap: c.start == "trap"},
+				spd.Policy{Dir: spd.DirOut, Selector: sel, Priority: c.priority, Action: spd.Protect, SA: c.reqid, Trap: c.trap()},
 				spd.Policy{Dir: spd.DirFwd, Selector: sel, Priority: c.priority, Action: spd.Protect, SA: c.reqid})
 		}
 	}
@@ -388,8 +408,9 @@ func startIKE(ctx context.Context, conns []*connection, dp *dataplane.Dataplane,
 		udp.Close()
 		return nil, err
 	}
-	udp.Serve(d)
 	k := &ike{dp: dp, d: d, udp: udp, conns: conns, log: log, active: map[string]*control.IKESA{}, checked: map[uint64]time.Time{}, ikeDue: map[uint64]time.Time{}}
+	d.OnPeerClose(func(name string) { go k.peerClosed(name) })
+	udp.Serve(d)
 	go func() {
 		<-ctx.Done()
 		udp.Close()
@@ -512,6 +533,20 @@ func (k *ike) rekeyIKE(now time.Time) {
 	for spi := range k.ikeDue {
 		if !seen[spi] {
 			delete(k.ikeDue, spi)
+		}
+	}
+}
+
+// peerClosed applies the close-action of a connection whose tunnel the
+// peer closed.
+func (k *ike) peerClosed(name string) {
+	for _, c := range k.conns {
+		if c.peer.Name != name {
+			continue
+		}
+		k.log.Info("peer closed the tunnel", "connection", name, "close-action", c.closeAct)
+		if c.closeAct == "start" {
+			k.initiate(c, "close-action start")
 		}
 	}
 }
