@@ -8,7 +8,7 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.sas) != 2 || len(c.policies) != 2 {
-		t.Fatalf("%d SAs, %d policies", len(c.sas), len(c.policies))
+	if len(c.sas) != 2 || len(c.policies) != 2 || len(c.conns) != 1 {
+		t.Fatalf("%d SAs, %d policies, %d connections", len(c.sas), len(c.policies), len(c.conns))
 	}
 }
