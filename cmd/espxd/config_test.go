@@ -110,3 +110,41 @@ func TestParseConfigErrors(t *testing.T) {
 		t.Fatalf("want three errors, got %v", err)
 	}
 }
+
+const goodConnection = `
+[[connection]]
+name = "b"
+local = "192.0.2.1"
+remote = "192.0.2.2"
+psk = "sixteen bytes at least"
+local-ts = ["10.1.0.0/16"]
+remote-ts = ["10.2.0.0/16"]
+`
+
+func TestParseConnectionErrors(t *testing.T) {
+	base := "[dataplane]\nprotected = \"eth1\"\nunprotected = \"eth0\"\n" + goodConnection
+	c, err := parseConfig(base)
+	if err != nil || len(c.conns) != 1 || c.conns[0].start != "trap" || c.conns[0].inactivity.Minutes() != 15 || c.conns[0].rekey.Hours() != 1 {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for _, tc := range []struct{ from, to, want string }{
+		{`psk = "sixteen bytes at least"`, `psk = "short"`, "connection[0]: psk: missing or shorter than 16 bytes"},
+		{`remote = "192.0.2.2"`, `remote = "nowhere"`, "connection[0]: remote:"},
+		{`name = "b"`, "name = \"b\"\nike = \"aes128gcm16-prfmd5\"", "connection[0]: ike:"},
+		{`name = "b"`, "name = \"b\"\nclose-action = \"explode\"", "connection[0]: close-action:"},
+		{`name = "b"`, "name = \"b\"\ndpd-action = \"panic\"", "connection[0]: dpd-action:"},
+		{`name = "b"`, "name = \"b\"\nrekey-time = \"1h\"\nlife-time = \"30m\"", "connection[0]: life-time:"},
+		{`local-ts = ["10.1.0.0/16"]`, `local-ts = []`, "connection[0]: local-ts: missing"},
+	} {
+		_, err := parseConfig(strings.Replace(base, tc.from, tc.to, 1))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.to, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "sixteen") {
+			t.Errorf("error shows the PSK: %v", err)
+		}
+	}
+	if _, err := parseConfig(base + strings.Replace(goodConnection, `remote = "192.0.2.2"`, `remote = "192.0.2.3"`, 1)); err == nil || !strings.Contains(err.Error(), `"b" used twice`) {
+		t.Errorf("duplicate name: %v", err)
+	}
+}
