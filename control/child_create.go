@@ -196,9 +196,7 @@ func (sa *IKESA) rekeyIKE(p payloadsOf, respond func([]Payload), refuse func(Not
 	n.children, sa.children = sa.children, nil
 	n.state = stateEstablished
 	close(n.done)
-	sa.d.mu.Lock()
-	sa.d.sas[n.spiR] = n
-	sa.d.mu.Unlock()
+	sa.d.sas.put(n.spiR, n)
 	sa.d.log.Info("IKE SA rekeyed by the peer", "peer", sa.cfg.Name, "ike", suite.String(),
 		"old_spi_i", fmt.Sprintf("%016x", sa.spiI), "new_spi_i", fmt.Sprintf("%016x", n.spiI))
 }

@@ -28,13 +28,7 @@ func (d *Daemon) RekeyChild(spi uint32) error {
 
 // findChild finds the IKE SA holding a child SA and returns it locked.
 func (d *Daemon) findChild(spi uint32) (*IKESA, *child) {
-	d.mu.Lock()
-	sas := make([]*IKESA, 0, len(d.sas))
-	for _, sa := range d.sas {
-		sas = append(sas, sa)
-	}
-	d.mu.Unlock()
-	for _, sa := range sas {
+	for _, sa := range d.sas.all() {
 		sa.mu.Lock()
 		if c := sa.childBySPI(spi); c != nil && sa.state == stateEstablished {
 			return sa, c
@@ -49,15 +43,9 @@ func (d *Daemon) findChild(spi uint32) (*IKESA, *child) {
 // IKE SA that lost its child (expired, or deleted by the peer) carries
 // traffic again without a new IKE SA.
 func (d *Daemon) CreateChild(name string) error {
-	d.mu.Lock()
-	var sas []*IKESA
-	for _, sa := range d.sas {
-		sas = append(sas, sa)
-	}
-	d.mu.Unlock()
-	for _, sa := range sas {
+	for _, sa := range d.sas.byName(name) {
 		sa.mu.Lock()
-		if sa.cfg.Name == name && sa.state == stateEstablished {
+		if sa.state == stateEstablished {
 			sa.enqueue(func() { sa.startChildRekey(nil) })
 			sa.mu.Unlock()
 			return nil

@@ -49,10 +49,13 @@ type Daemon struct {
 	// daemon runs.
 	onPeerClose func(name string)
 
+	// sas are the IKE SAs by our SPI, in a segmented table with locks of
+	// its own.
+	sas saTable
+
 	// mu guards the tables below; each IKE SA has its own lock for
 	// everything else. Lock order: an IKE SA's mu, then the daemon's.
-	mu  sync.Mutex
-	sas map[uint64]*IKESA // by our SPI
+	mu sync.Mutex
 	// byInit finds responder IKE SAs by the initiator's SPI and address,
 	// for retransmitted IKE_SA_INIT requests.
 	byInit     map[halfOpenKey]*IKESA
@@ -82,7 +85,7 @@ func NewDaemon(conn Conn, inst Installer, peers []*PeerConfig, log *slog.Logger)
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Daemon{conn: conn, inst: inst, peers: peers, log: log, clock: realClock{}, limits: DefaultLimits,
-		sas: map[uint64]*IKESA{}, byInit: map[halfOpenKey]*IKESA{}, halfOpenBy: map[netip.Addr]int{}}, nil
+		byInit: map[halfOpenKey]*IKESA{}, halfOpenBy: map[netip.Addr]int{}}, nil
 }
 
 // ErrNoPeer: Initiate names no configured peer.
@@ -112,19 +115,15 @@ func (d *Daemon) Initiate(name string) (*IKESA, error) {
 
 func (d *Daemon) newSA(cfg *PeerConfig, initiator bool, spiI, spiR uint64) *IKESA {
 	sa := &IKESA{d: d, cfg: cfg, initiator: initiator, spiI: spiI, spiR: spiR, local: cfg.Local, remote: cfg.Remote, done: make(chan struct{})}
-	d.mu.Lock()
-	d.sas[sa.ourSPI()] = sa
-	d.mu.Unlock()
+	d.sas.put(sa.ourSPI(), sa)
 	return sa
 }
 
 // remove forgets an IKE SA.
 func (d *Daemon) remove(sa *IKESA) {
+	d.sas.remove(sa.ourSPI(), sa)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.sas[sa.ourSPI()] == sa {
-		delete(d.sas, sa.ourSPI())
-	}
 	d.leaveInit(sa)
 }
 
@@ -138,11 +137,7 @@ func (d *Daemon) leaveInit(sa *IKESA) {
 	d.setHalfOpen(sa, false)
 }
 
-func (d *Daemon) lookup(spi uint64) *IKESA {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.sas[spi]
-}
+func (d *Daemon) lookup(spi uint64) *IKESA { return d.sas.get(spi) }
 
 // peerFor finds the configuration of the peer a request comes from.
 func (d *Daemon) peerFor(from, to netip.AddrPort) *PeerConfig {

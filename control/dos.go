@@ -122,7 +122,7 @@ func (d *Daemon) admitInit(m *Message, from netip.AddrPort) (ok bool, cookie []b
 		d.Stats.InitDropped.Add(1)
 		return false, nil
 	}
-	if l.IKESALimit > 0 && len(d.sas) >= l.IKESALimit ||
+	if l.IKESALimit > 0 && d.sas.len() >= l.IKESALimit ||
 		l.InitLimitHalfOpen > 0 && d.halfOpen >= l.InitLimitHalfOpen ||
 		d.halfOpenBy[from.Addr()] >= l.BlockThreshold {
 		d.Stats.InitDropped.Add(1)

@@ -94,8 +94,8 @@ func TestBlockThresholdAndHalfOpenTimeout(t *testing.T) {
 		t.Fatalf("%d half-open after 29 s", p.b.halfOpen)
 	}
 	clock.Advance(time.Second, p.net.settle)
-	if p.b.halfOpen != 0 || len(p.b.sas) != 0 || len(p.b.byInit) != 0 || len(p.b.halfOpenBy) != 0 || p.b.Stats.HalfOpenExpired.Load() != 5 {
-		t.Fatalf("after the half-open timeout: %d half-open, %d SAs, %d expired", p.b.halfOpen, len(p.b.sas), p.b.Stats.HalfOpenExpired.Load())
+	if p.b.halfOpen != 0 || p.b.sas.len() != 0 || len(p.b.byInit) != 0 || len(p.b.halfOpenBy) != 0 || p.b.Stats.HalfOpenExpired.Load() != 5 {
+		t.Fatalf("after the half-open timeout: %d half-open, %d SAs, %d expired", p.b.halfOpen, p.b.sas.len(), p.b.Stats.HalfOpenExpired.Load())
 	}
 	// And the peer can connect again.
 	sa, _ := p.a.Initiate("to-b")
@@ -119,10 +119,10 @@ func TestLimitsDrop(t *testing.T) {
 			for i := range tc.pre {
 				craftInit(t, p, uint64(0x1000+i))
 			}
-			before := len(p.b.sas)
+			before := p.b.sas.len()
 			craftInit(t, p, 0x3000)
-			if p.b.Stats.InitDropped.Load() != 1 || len(p.b.sas) != before {
-				t.Fatalf("dropped %d, SAs %d (before %d)", p.b.Stats.InitDropped.Load(), len(p.b.sas), before)
+			if p.b.Stats.InitDropped.Load() != 1 || p.b.sas.len() != before {
+				t.Fatalf("dropped %d, SAs %d (before %d)", p.b.Stats.InitDropped.Load(), p.b.sas.len(), before)
 			}
 		})
 	}

@@ -179,7 +179,7 @@ func (p *peers) respSA(t *testing.T) *IKESA {
 	t.Helper()
 	p.b.mu.Lock()
 	defer p.b.mu.Unlock()
-	for _, sa := range p.b.sas {
+	for _, sa := range p.b.sas.all() {
 		return sa
 	}
 	t.Fatal("responder has no IKE SA")
@@ -296,8 +296,8 @@ func TestExchangeFailures(t *testing.T) {
 		if err := waitSA(t, sa); !errors.Is(err, ErrNotify) {
 			t.Fatalf("%v, want NO_PROPOSAL_CHOSEN", err)
 		}
-		if p.b.Stats.NoProposal.Load() != 1 || len(p.b.sas) != 0 {
-			t.Errorf("responder: %d NO_PROPOSAL_CHOSEN, %d SAs kept", p.b.Stats.NoProposal.Load(), len(p.b.sas))
+		if p.b.Stats.NoProposal.Load() != 1 || p.b.sas.len() != 0 {
+			t.Errorf("responder: %d NO_PROPOSAL_CHOSEN, %d SAs kept", p.b.Stats.NoProposal.Load(), p.b.sas.len())
 		}
 	})
 	t.Run("wrong PSK", func(t *testing.T) {
@@ -397,8 +397,8 @@ func TestExchangeDuplicatesAndTampering(t *testing.T) {
 	if got := p.b.Stats.Retransmitted.Load(); got != 2 {
 		t.Errorf("responder resent %d cached responses, want 2 (IKE_SA_INIT and IKE_AUTH)", got)
 	}
-	if len(p.b.sas) != 1 {
-		t.Errorf("responder has %d IKE SAs", len(p.b.sas))
+	if p.b.sas.len() != 1 {
+		t.Errorf("responder has %d IKE SAs", p.b.sas.len())
 	}
 	checkChildPair(t, p)
 }

@@ -16,15 +16,9 @@ import (
 
 // RekeyIKE rekeys the established IKE SA of the connection name.
 func (d *Daemon) RekeyIKE(name string) error {
-	d.mu.Lock()
-	var sas []*IKESA
-	for _, sa := range d.sas {
-		sas = append(sas, sa)
-	}
-	d.mu.Unlock()
-	for _, sa := range sas {
+	for _, sa := range d.sas.byName(name) {
 		sa.mu.Lock()
-		if sa.cfg.Name == name && sa.state == stateEstablished {
+		if sa.state == stateEstablished {
 			sa.enqueue(sa.startIKERekey)
 			sa.mu.Unlock()
 			return nil
@@ -116,9 +110,7 @@ func (sa *IKESA) ikeRekeyResponse(raw []byte, spi uint64, ni []byte, ke crypto.K
 	n.children, sa.children = sa.children, nil
 	n.state = stateEstablished
 	close(n.done)
-	sa.d.mu.Lock()
-	sa.d.sas[n.spiI] = n
-	sa.d.mu.Unlock()
+	sa.d.sas.put(n.spiI, n)
 	sa.d.log.Info("IKE SA rekeyed", "peer", sa.cfg.Name, "ike", suite.String(),
 		"old_spi_i", fmt.Sprintf("%016x", sa.spiI), "new_spi_i", fmt.Sprintf("%016x", n.spiI))
 	// The old SA goes; its children live on in the new one.

@@ -83,13 +83,7 @@ func TestChildRekeyAndDelete(t *testing.T) {
 		t.Error("CreateChild of an unknown connection succeeded")
 	}
 	p.respSA(t).Delete()
-	eventually(t, "IKE delete", func() bool {
-		p.a.mu.Lock()
-		defer p.a.mu.Unlock()
-		p.b.mu.Lock()
-		defer p.b.mu.Unlock()
-		return len(p.a.sas) == 0 && len(p.b.sas) == 0
-	})
+	eventually(t, "IKE delete", func() bool { return p.a.sas.len() == 0 && p.b.sas.len() == 0 })
 }
 
 // TestDeadPeer: an established IKE SA whose peer stops answering is closed

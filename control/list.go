@@ -34,12 +34,7 @@ type ChildInfo struct {
 
 // List describes the daemon's IKE SAs, by connection name and SPI.
 func (d *Daemon) List() []IKESAInfo {
-	d.mu.Lock()
-	sas := make([]*IKESA, 0, len(d.sas))
-	for _, sa := range d.sas {
-		sas = append(sas, sa)
-	}
-	d.mu.Unlock()
+	sas := d.sas.all()
 	out := make([]IKESAInfo, 0, len(sas))
 	for _, sa := range sas {
 		sa.mu.Lock()

@@ -152,11 +152,9 @@ secrets {
 				// The new IKE SA replaces the old one; the child rekey
 				// below then runs over it, which proves its keys.
 				var before uint64
-				d.mu.Lock()
-				for spi := range d.sas {
-					before = spi
+				for _, sa := range d.sas.all() {
+					before = sa.ourSPI()
 				}
-				d.mu.Unlock()
 				if strings.Contains(tc.name, "IKE rekey by espx") {
 					if err := d.RekeyIKE("to-b"); err != nil {
 						t.Fatal(err)
@@ -165,10 +163,8 @@ secrets {
 					ch.Swanctl(t, "--rekey", "--ike", "espx")
 				}
 				for i := 0; ; i++ {
-					d.mu.Lock()
-					_, old := d.sas[before]
-					n := len(d.sas)
-					d.mu.Unlock()
+					old := d.sas.get(before) != nil
+					n := d.sas.len()
 					if !old && n == 1 {
 						break
 					}
@@ -254,9 +250,7 @@ secrets {
 				inst.mu.Lock()
 				n := len(inst.sas)
 				inst.mu.Unlock()
-				d.mu.Lock()
-				m := len(d.sas)
-				d.mu.Unlock()
+				m := d.sas.len()
 				if n == 0 && m == 0 {
 					break
 				}
