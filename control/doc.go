@@ -54,6 +54,7 @@
 //
 // Lifetimes, dead peer detection and idle close are policies of espxd
 // (cmd/espxd/ike.go), which calls these. Not yet here: simultaneous IKE SA
-// rekeys (section 2.8.2), reauthentication, childless IKE SAs (RFC 6023),
-// and a segmented SA manager (one mutex guards the SA tables).
+// rekeys (section 2.8.2), reauthentication and childless IKE SAs (RFC
+// 6023). The IKE SAs are found by SPI in a segmented table (manager.go),
+// a lock per segment, so that many cores dispatch messages at once.
 package control
