@@ -16,19 +16,31 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// topology is what the benchmark creates: two namespaces, the veth pair
-// between them (gen, dut) and, in the generator's namespace, an idle veth
-// pair that only holds the generator's XDP program attached (see
-// generator.go). Every name carries a random tag, and cleanup removes
-// exactly these, by name.
+// topology is what the benchmark creates: two namespaces, two veth pairs
+// between them, and, in the generator's namespace, an idle veth pair that
+// only holds the generator's XDP program attached (see generator.go). The
+// first pair (gen, dut) carries the generator's frames to the DUT and, in
+// l2fwd, back; for espx it is the gateway's protected side. The second
+// (sink, esp) is espx's unprotected side: the DUT sends the ESP packets
+// out of esp, and they are counted on sink; the other modes leave it idle.
+// Every name carries a random tag, and cleanup removes exactly these, by
+// name.
+//
+//	generator namespace               DUT namespace
+//	  gen  ─────────────────────────  dut   (plain frames in; l2fwd's back)
+//	  sink ─────────────────────────  esp   (espx: ESP out)
+//	  hold ── holdPeer
 type topology struct {
 	tag                  string
 	genNS, dutNS         string
 	genDev, dutDev       string
+	sinkDev, espDev      string
 	holdDev, holdPeer    string
 	genIdx, dutIdx       int
+	sinkIdx, espIdx      int
 	holdIdx              int
 	genMAC, dutMAC       [6]byte
+	sinkMAC, espMAC      [6]byte
 	genThread, dutThread *nsThread
 
 	undo []func() error // in creation order; cleanup runs them backwards
@@ -54,6 +66,7 @@ func newTopology(tag string, genCPU, workerCPU int) (t *topology, err error) {
 		// Short names: NAPI threads are called napi/<dev>-<id>, and a
 		// thread's name holds 15 characters.
 		genDev: "xg" + tag, dutDev: "xd" + tag, holdDev: "xh" + tag, holdPeer: "xi" + tag,
+		sinkDev: "xs" + tag, espDev: "xe" + tag,
 	}
 	defer func() {
 		if err != nil {
@@ -75,9 +88,20 @@ func newTopology(tag string, genCPU, workerCPU int) (t *topology, err error) {
 		return t, err
 	}
 	t.undo = append(t.undo, func() error { return ip("-n", t.genNS, "link", "del", t.holdDev) })
+	if err := ip("-n", t.genNS, "link", "add", t.sinkDev, "type", "veth", "peer", "name", t.espDev, "netns", t.dutNS); err != nil {
+		return t, err
+	}
+	t.undo = append(t.undo, func() error { return ip("-n", t.genNS, "link", "del", t.sinkDev) })
+	// No IPv6 on the ESP pair: the kernel's neighbour and multicast
+	// listener messages would otherwise reach the sink, which counts
+	// everything that is not the expected ESP frame as an error.
 	for _, c := range [][]string{
+		{"netns", "exec", t.genNS, "sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/" + t.sinkDev + "/disable_ipv6"},
+		{"netns", "exec", t.dutNS, "sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/" + t.espDev + "/disable_ipv6"},
 		{"-n", t.genNS, "link", "set", t.genDev, "up"},
 		{"-n", t.dutNS, "link", "set", t.dutDev, "up"},
+		{"-n", t.genNS, "link", "set", t.sinkDev, "up"},
+		{"-n", t.dutNS, "link", "set", t.espDev, "up"},
 	} {
 		if err := ip(c...); err != nil {
 			return t, err
@@ -95,13 +119,19 @@ func newTopology(tag string, genCPU, workerCPU int) (t *topology, err error) {
 		if t.genIdx, t.genMAC, err = linkInfo(t.genDev); err != nil {
 			return err
 		}
+		if t.sinkIdx, t.sinkMAC, err = linkInfo(t.sinkDev); err != nil {
+			return err
+		}
 		t.holdIdx, _, err = linkInfo(t.holdDev)
 		return err
 	}); err != nil {
 		return t, err
 	}
 	if err := t.dutThread.do(func() error {
-		t.dutIdx, t.dutMAC, err = linkInfo(t.dutDev)
+		if t.dutIdx, t.dutMAC, err = linkInfo(t.dutDev); err != nil {
+			return err
+		}
+		t.espIdx, t.espMAC, err = linkInfo(t.espDev)
 		return err
 	}); err != nil {
 		return t, err

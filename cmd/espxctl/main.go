@@ -9,6 +9,7 @@
 //	initiate NAME     bring up connection NAME
 //	rekey SPI         rekey the child SA with this inbound or outbound SPI
 //	delete SPI        delete that child SA (its IKE SA stays)
+//	reauth NAME       reauthenticate connection NAME: new IKE and child SAs
 //	flush [NAME]      delete the IKE SAs (and child SAs) of NAME, or all
 package main
 
@@ -25,18 +26,18 @@ import (
 )
 
 // commands and how many arguments each takes at most.
-var commands = map[string]int{"sas": 0, "counters": 0, "ike": 0, "initiate": 1, "rekey": 1, "delete": 1, "flush": 1}
+var commands = map[string]int{"sas": 0, "counters": 0, "ike": 0, "initiate": 1, "rekey": 1, "delete": 1, "reauth": 1, "flush": 1}
 
 func main() {
 	socket := flag.String("socket", "/run/espx/espxd.sock", "espxd's control socket")
 	asJSON := flag.Bool("json", false, "print the daemon's answer as JSON")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: espxctl [-socket path] [-json] sas|counters|ike|initiate NAME|rekey SPI|delete SPI|flush [NAME]")
+		fmt.Fprintln(os.Stderr, "usage: espxctl [-socket path] [-json] sas|counters|ike|initiate NAME|rekey SPI|delete SPI|reauth NAME|flush [NAME]")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	maxArgs, ok := commands[flag.Arg(0)]
-	if !ok || flag.NArg()-1 > maxArgs || (flag.Arg(0) == "initiate" || flag.Arg(0) == "rekey" || flag.Arg(0) == "delete") && flag.NArg() != 2 {
+	if !ok || flag.NArg()-1 > maxArgs || (flag.Arg(0) == "initiate" || flag.Arg(0) == "rekey" || flag.Arg(0) == "delete" || flag.Arg(0) == "reauth") && flag.NArg() != 2 {
 		flag.Usage()
 		os.Exit(2)
 	}

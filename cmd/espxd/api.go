@@ -79,7 +79,7 @@ func serveAPI(c net.Conn, dp *dataplane.Dataplane, k *ike) {
 				resp.Cores = counters(dp)
 			case "ike":
 				resp.IKE = k.list()
-			case "initiate", "rekey", "delete", "flush":
+			case "initiate", "rekey", "delete", "flush", "reauth":
 				done, err := k.command(req.Cmd, req.Arg)
 				if err != nil {
 					resp.Error = err.Error()

@@ -19,6 +19,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/espx/espx/control/api"
 	"github.com/espx/espx/internal/netnstest"
 	"github.com/espx/espx/internal/sswantest"
 )
@@ -933,6 +934,31 @@ func TestGatewayOnDemandIKE(t *testing.T) {
 		now := tp.sasOf(t, a)
 		return len(now) == 2 && !slices.Contains(now, before[0]) && !slices.Contains(now, before[1])
 	})
+	// Reauthentication, make-before-break, under traffic: a new IKE SA
+	// and child SA, the old ones gone, no ping lost.
+	ikeBefore, _ := exec.Command(tp.ctl, "-socket", a.socket, "-json", "ike").CombinedOutput()
+	done := make(chan int, 1)
+	go func() { done <- ping(t, tp.hostA, "203.0.113.20", 40, 56) }()
+	time.Sleep(500 * time.Millisecond)
+	if out, err := exec.Command(tp.ctl, "-socket", a.socket, "reauth", "peer").CombinedOutput(); err != nil {
+		t.Fatalf("espxctl reauth: %v %s", err, out)
+	}
+	if n := <-done; n != 40 {
+		t.Errorf("%d of 40 pings answered across a reauthentication", n)
+	}
+	waitFor(t, "reauthentication", func() bool {
+		out, _ := exec.Command(tp.ctl, "-socket", a.socket, "-json", "ike").CombinedOutput()
+		return strings.Count(string(out), `"state":"ESTABLISHED"`) == 1 && string(out) != string(ikeBefore) &&
+			len(tp.sasOf(t, a)) == 2 && len(tp.sasOf(t, b)) == 2
+	})
+	var ikeOld, ikeNew api.Response
+	json.Unmarshal(ikeBefore, &ikeOld)
+	out2, _ := exec.Command(tp.ctl, "-socket", a.socket, "-json", "ike").CombinedOutput()
+	json.Unmarshal(out2, &ikeNew)
+	if len(ikeOld.IKE) != 1 || len(ikeNew.IKE) != 1 || ikeOld.IKE[0].SPIi == ikeNew.IKE[0].SPIi {
+		t.Errorf("IKE SA before %+v, after %+v: want one, new", ikeOld.IKE, ikeNew.IKE)
+	}
+
 	// A child SA deleted on its own: the IKE SA stays, and the next
 	// packet makes a new child SA in it.
 	rekeyed := tp.sasOf(t, a)
@@ -943,7 +969,7 @@ func TestGatewayOnDemandIKE(t *testing.T) {
 	if n := ping(t, tp.hostA, "203.0.113.20", 1, 56); n != 1 {
 		t.Fatalf("no new child SA in the IKE SA:\n%s", a.log.String())
 	}
-	if !strings.Contains(a.log.String(), "creating a child SA") || strings.Count(a.log.String(), "initiating") != 1 {
+	if !strings.Contains(a.log.String(), "creating a child SA") || strings.Count(a.log.String(), "msg=initiating") != 1 {
 		t.Errorf("the new child did not come in the old IKE SA:\n%s", a.log.String())
 	}
 	if out, err := exec.Command(tp.ctl, "-socket", a.socket, "flush", "peer").CombinedOutput(); err != nil {

@@ -58,6 +58,12 @@ type connConfig struct {
 	// trap (wait for traffic) or clear (nothing). 0 turns it off.
 	DPDDelay  duration `toml:"dpd-delay"`
 	DPDAction string   `toml:"dpd-action"`
+	// ReauthTime reauthenticates the connection (a new IKE SA from
+	// IKE_SA_INIT on, replacing the old one) this often; 0, the default,
+	// never. MakeBeforeBreak (default true) brings the new SAs up before
+	// the old ones go; false deletes first, as some peers need.
+	ReauthTime      duration `toml:"reauth-time"`
+	MakeBeforeBreak *bool    `toml:"make-before-break"`
 	// CloseAction is what happens when the peer closes the tunnel: none
 	// (the default), trap (wait for traffic) or start (negotiate again).
 	CloseAction string `toml:"close-action"`
@@ -86,6 +92,8 @@ type connection struct {
 	dpd        time.Duration
 	dpdAction  string
 	closeAct   string
+	reauth     time.Duration
+	mbb        bool
 	ikeRekey   time.Duration
 }
 
@@ -256,6 +264,10 @@ func (c *connConfig) convert(i int) (*connection, error) {
 	case "restart", "trap", "clear":
 	default:
 		return nil, ferr("dpd-action", "%q: want restart, trap or clear", c.DPDAction)
+	}
+	conn.reauth, conn.mbb = c.ReauthTime.Duration, true
+	if c.MakeBeforeBreak != nil {
+		conn.mbb = *c.MakeBeforeBreak
 	}
 	conn.closeAct = c.CloseAction
 	switch conn.closeAct {
@@ -518,14 +530,23 @@ func (k *ike) rekeyIKE(now time.Time) {
 		if c == nil {
 			continue
 		}
+		// Reauthentication, when configured, comes instead of a rekey.
+		life := c.ikeRekey
+		if c.reauth > 0 {
+			life = c.reauth
+		}
 		due, ok := k.ikeDue[i.SPIi]
 		if !ok {
-			due = i.Established.Add(c.ikeRekey - time.Duration(mrand.Int64N(int64(c.ikeRekey/10)+1)))
+			due = i.Established.Add(life - time.Duration(mrand.Int64N(int64(life/10)+1)))
 			k.ikeDue[i.SPIi] = due
 		}
 		if now.After(due) {
-			k.ikeDue[i.SPIi] = now.Add(c.ikeRekey) // once; the new SA gets its own
-			if err := k.d.RekeyIKE(i.Name); err == nil {
+			k.ikeDue[i.SPIi] = now.Add(life) // once; the new SA gets its own
+			if c.reauth > 0 {
+				if i.Initiator {
+					go k.reauthenticate(c)
+				}
+			} else if err := k.d.RekeyIKE(i.Name); err == nil {
 				k.log.Info("rekeying IKE SA", "connection", i.Name, "spi_i", fmt.Sprintf("%016x", i.SPIi))
 			}
 		}
@@ -535,6 +556,55 @@ func (k *ike) rekeyIKE(now time.Time) {
 			delete(k.ikeDue, spi)
 		}
 	}
+}
+
+// reauthenticate replaces the connection's IKE SA and child SAs with new
+// ones negotiated from the start: the new ones first and then the old
+// ones deleted (make-before-break, the default; the data plane sends on
+// the newest outbound SA of the reqid as soon as it is installed), or the
+// old ones deleted first.
+func (k *ike) reauthenticate(c *connection) (string, error) {
+	var old []uint32 // a child SPI of each old IKE SA
+	for _, i := range k.d.List() {
+		if i.Name == c.peer.Name && i.State == "ESTABLISHED" && len(i.Children) > 0 {
+			old = append(old, i.Children[0].InSPI)
+		}
+	}
+	deleteOld := func() {
+		for _, spi := range old {
+			k.d.DeleteIKESAOf(spi)
+		}
+	}
+	if !c.mbb {
+		deleteOld()
+		// Wait for the old SAs to go before the new IKE_SA_INIT.
+		for range 50 {
+			if !k.hasChild(c) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	k.mu.Lock()
+	sa, err := k.d.Initiate(c.peer.Name)
+	if err == nil {
+		k.active[c.peer.Name] = sa
+	}
+	k.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	k.log.Info("reauthenticating", "connection", c.peer.Name, "make-before-break", c.mbb)
+	if c.mbb {
+		go func() {
+			if err := sa.Wait(); err != nil {
+				k.log.Warn("reauthentication failed; the old SAs stay", "connection", c.peer.Name, "err", err)
+				return
+			}
+			deleteOld()
+		}()
+	}
+	return "reauthenticating " + c.peer.Name, nil
 }
 
 // peerClosed applies the close-action of a connection whose tunnel the
@@ -708,6 +778,13 @@ func (k *ike) command(cmd, arg string) (string, error) {
 			return "", err
 		}
 		return fmt.Sprintf("deleting child SA %#08x", spi), nil
+	case "reauth":
+		for _, c := range k.conns {
+			if c.peer.Name == arg {
+				return k.reauthenticate(c)
+			}
+		}
+		return "", fmt.Errorf("no connection %q", arg)
 	case "flush":
 		n := 0
 		for _, i := range k.d.List() {

@@ -12,8 +12,8 @@ import (
 )
 
 // Request asks espxd for something. Cmd is one of sas, counters, ike,
-// initiate (Arg: connection), rekey and delete (Arg: a child SA's SPI),
-// flush (Arg: connection, or empty for all).
+// initiate and reauth (Arg: connection), rekey and delete (Arg: a child
+// SA's SPI), flush (Arg: connection, or empty for all).
 type Request struct {
 	Cmd string `json:"cmd"`
 	Arg string `json:"arg,omitempty"`
