@@ -27,6 +27,10 @@ type PeerConfig struct {
 	// ForceEncap pretends a NAT is present so that ESP goes in UDP
 	// whatever the path, as strongSwan's encap=yes does.
 	ForceEncap bool
+	// Childless asks for an IKE SA without a child SA (RFC 6023) when the
+	// responder supports it: the child SAs follow with CREATE_CHILD_SA.
+	// As responder espx always supports it.
+	Childless bool
 }
 
 // DefaultReplayWindow matches the data plane's default.

@@ -52,9 +52,11 @@
 // rekeying a child SA with PFS and deleting the IKE SA. cmd/espxd's tests
 // run traffic through an espx gateway and a strongSwan one.
 //
-// Lifetimes, dead peer detection and idle close are policies of espxd
+// Lifetimes, dead peer detection, reauthentication and idle close are
+// policies of espxd
 // (cmd/espxd/ike.go), which calls these. Not yet here: simultaneous IKE SA
-// rekeys (section 2.8.2), reauthentication and childless IKE SAs (RFC
-// 6023). The IKE SAs are found by SPI in a segmented table (manager.go),
+// rekeys (section 2.8.2). Childless IKE SAs (RFC 6023) are made when
+// [PeerConfig.Childless] asks and the responder agrees; as responder espx
+// always agrees. The IKE SAs are found by SPI in a segmented table (manager.go),
 // a lock per segment, so that many cores dispatch messages at once.
 package control

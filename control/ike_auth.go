@@ -40,24 +40,30 @@ func sameID(a, b *ID) bool {
 // startAuth sends the IKE_AUTH request: our identity and proof, and the
 // proposal and traffic selectors of the first child SA.
 func (sa *IKESA) startAuth() error {
-	spi, err := sa.d.inst.AllocSPI()
-	if err != nil {
-		return err
-	}
-	sa.pendingInSPI = spi
 	idi := &ID{IDType: sa.cfg.LocalID.IDType, Data: sa.cfg.LocalID.Data}
-	props := make([]Proposal, len(sa.cfg.ESP))
-	for i, p := range sa.cfg.ESP {
-		p.SPI = spiBytes(spi)
-		props[i] = p
-	}
 	inner := []Payload{
 		idi,
 		&ID{Responder: true, IDType: sa.cfg.RemoteID.IDType, Data: sa.cfg.RemoteID.Data},
 		&Auth{Method: AuthPSK, Data: sa.pskAuth(true, idi)},
-		&SA{Proposals: props},
-		&TS{Selectors: sa.cfg.LocalTS},
-		&TS{Responder: true, Selectors: sa.cfg.RemoteTS},
+	}
+	// RFC 6023: with both ends agreeing, IKE_AUTH makes the IKE SA alone.
+	sa.childless = sa.cfg.Childless && sa.peerChildless
+	if !sa.childless {
+		spi, err := sa.d.inst.AllocSPI()
+		if err != nil {
+			return err
+		}
+		sa.pendingInSPI = spi
+		props := make([]Proposal, len(sa.cfg.ESP))
+		for i, p := range sa.cfg.ESP {
+			p.SPI = spiBytes(spi)
+			props[i] = p
+		}
+		inner = append(inner,
+			&SA{Proposals: props},
+			&TS{Selectors: sa.cfg.LocalTS},
+			&TS{Responder: true, Selectors: sa.cfg.RemoteTS},
+		)
 	}
 	b, err := (&Message{Header: sa.header(IKE_AUTH, false, sa.nextID)}).EncodeEncrypted(inner, sa.out)
 	if err != nil {
@@ -112,6 +118,13 @@ func (sa *IKESA) processAuthRequest(raw []byte, from, to netip.AddrPort) {
 	childErr := func(n NotifyType) {
 		respond(append(out, &Notify{Protocol: ProtoESP, NotifyType: n}))
 		sa.established()
+	}
+	if p.sa == nil && p.tsi == nil && p.tsr == nil && sa.peerChildless {
+		// A childless IKE SA (RFC 6023), which we announced we accept.
+		sa.childless = true
+		respond(out)
+		sa.established()
+		return
 	}
 	if p.sa == nil || p.tsi == nil || p.tsr == nil {
 		childErr(NO_PROPOSAL_CHOSEN)
@@ -175,6 +188,14 @@ func (sa *IKESA) processAuthResponse(raw []byte) {
 		// The IKE SA stands; the child SA was refused.
 		sa.established()
 		sa.d.log.Warn("child SA refused", "peer", sa.cfg.Name, "notify", n.NotifyType)
+		return
+	}
+	if sa.childless {
+		if p.sa != nil || p.tsi != nil || p.tsr != nil {
+			sa.fail(fmt.Errorf("%w: a child SA in the answer to a childless IKE_AUTH", ErrProtocol))
+			return
+		}
+		sa.established()
 		return
 	}
 	if p.sa == nil || len(p.sa.Proposals) != 1 || p.tsi == nil || p.tsr == nil {

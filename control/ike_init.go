@@ -46,6 +46,9 @@ func (sa *IKESA) startInit() error {
 		&Notify{NotifyType: NAT_DETECTION_SOURCE_IP, Data: sa.natSourceHash(0)},
 		&Notify{NotifyType: NAT_DETECTION_DESTINATION_IP, Data: natDetection(sa.spiI, 0, sa.remote)},
 	)
+	if sa.cfg.Childless {
+		ps = append(ps, &Notify{NotifyType: CHILDLESS_IKEV2_SUPPORTED})
+	}
 	m := &Message{Header: sa.header(IKE_SA_INIT, false, 0), Payloads: ps}
 	sa.msg1 = m.Encode()
 	sa.nextID = 1
@@ -134,7 +137,11 @@ func (d *Daemon) respondInit(cfg *PeerConfig, m *Message, raw []byte, from, to n
 		&Nonce{Data: sa.nr},
 		&Notify{NotifyType: NAT_DETECTION_SOURCE_IP, Data: sa.natSourceHash(sa.spiR)},
 		&Notify{NotifyType: NAT_DETECTION_DESTINATION_IP, Data: natDetection(sa.spiI, sa.spiR, sa.remote)},
+		// RFC 6023: an initiator that announced it may leave the child SA
+		// out of IKE_AUTH.
+		&Notify{NotifyType: CHILDLESS_IKEV2_SUPPORTED},
 	}}
+	sa.peerChildless = findNotify(m.Payloads, CHILDLESS_IKEV2_SUPPORTED) != nil
 	sa.msg2 = resp.Encode()
 	sa.lastResp, sa.peerID, sa.state = sa.msg2, 1, stateInitDone
 	sa.send(sa.msg2)
@@ -207,6 +214,7 @@ func (sa *IKESA) processInitResponse(raw []byte) {
 	sa.suite, sa.nr, sa.spiR = suite, p.nonce.Data, m.SPIr
 	sa.msg2 = append([]byte(nil), raw...)
 	sa.detectNAT(m.Payloads, sa.spiR, sa.remote, sa.local)
+	sa.peerChildless = findNotify(m.Payloads, CHILDLESS_IKEV2_SUPPORTED) != nil
 	if sa.behindNAT() {
 		sa.float()
 	}

@@ -56,6 +56,9 @@ type IKESA struct {
 	// natLocal: we are behind a NAT (or pretend to be); natRemote: the
 	// peer is.
 	natLocal, natRemote bool
+	// peerChildless: the peer announced RFC 6023 support in IKE_SA_INIT;
+	// childless: this IKE SA was made without a child SA.
+	peerChildless, childless bool
 
 	prf    crypto.PRF
 	suite  crypto.IKESuite

@@ -102,6 +102,7 @@ secrets {
 		{"espx initiates/IKE rekey then child rekey by strongSwan", "aes256-sha256-ecp256", "aes128gcm16"},
 		{"espx initiates/rekey by espx with PFS, delete by espx", "aes128gcm16-prfsha256-x25519", "aes256-sha256-ecp256"},
 		{"espx initiates/IKE rekey by espx, then rekey by espx with PFS", "aes128gcm16-prfsha256-x25519", "aes256-sha256-ecp256"},
+		{"espx initiates childless, then a child SA", "aes128gcm16-prfsha256-x25519", "aes128gcm16"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			inst := newFakeInstaller(0xe5000000)
@@ -109,8 +110,9 @@ secrets {
 				Name: "to-b", Local: gwA, Remote: gwB,
 				LocalID: &ID{IDType: IDFQDN, Data: []byte("gw-a.example.net")}, RemoteID: &ID{IDType: IDFQDN, Data: []byte("gw-b.example.net")},
 				PSK: psk, IKE: mustParse(t, ProtoIKE, tc.ike), ESP: mustParse(t, ProtoESP, tc.esp),
-				LocalTS:  []TrafficSelector{SelectorFromPrefix(netip.MustParsePrefix("198.51.100.0/24"))},
-				RemoteTS: []TrafficSelector{SelectorFromPrefix(netip.MustParsePrefix("203.0.113.0/24"))},
+				LocalTS:   []TrafficSelector{SelectorFromPrefix(netip.MustParsePrefix("198.51.100.0/24"))},
+				RemoteTS:  []TrafficSelector{SelectorFromPrefix(netip.MustParsePrefix("203.0.113.0/24"))},
+				Childless: strings.Contains(tc.name, "childless"),
 			}
 			logs := &syncBuffer{}
 			logFrom := ch.LogSize(t)
@@ -133,6 +135,16 @@ secrets {
 				}
 				if err := waitSA(t, ike); err != nil {
 					t.Fatal(err)
+				}
+				if cfg.Childless {
+					// RFC 6023: strongSwan accepts the IKE SA alone; the
+					// child SA comes with CREATE_CHILD_SA.
+					if l := ch.Swanctl(t, "--list-sas"); !strings.Contains(l, "ESTABLISHED") || strings.Contains(l, "INSTALLED") {
+						t.Fatalf("childless IKE SA: strongSwan shows\n%s", l)
+					}
+					if err := d.CreateChild("to-b"); err != nil {
+						t.Fatal(err)
+					}
 				}
 			} else {
 				ch.Swanctl(t, "--initiate", "--child", "espx", "--timeout", "20")

@@ -876,10 +876,26 @@ start-action = "trap"
 // No neighbour is resolved beforehand either: the gateways ask their
 // kernels and hold the packets meanwhile.
 func TestGatewayOnDemandIKE(t *testing.T) {
+	for _, childless := range []bool{false, true} {
+		name := "with child"
+		if childless {
+			name = "childless"
+		}
+		t.Run(name, func(t *testing.T) { testOnDemandIKE(t, childless) })
+	}
+}
+
+// testOnDemandIKE is TestGatewayOnDemandIKE with the IKE SA and its child
+// SA made in one exchange or, childless (RFC 6023), in two.
+func testOnDemandIKE(t *testing.T, childless bool) {
 	tp := newTopo(t, 1)
 	sa, sb := filepath.Join(tp.dir, "a.sock"), filepath.Join(tp.dir, "b.sock")
-	a := tp.startDaemon(t, tp.gwA, "gwA", fmt.Sprintf(ikeTemplate, sa, "192.0.2.1", "192.0.2.2", "gwA", "gwB",
-		"198.51.100.0/24", "2001:db8:1::/64", "203.0.113.0/24", "2001:db8:2::/64"), sa)
+	confA := fmt.Sprintf(ikeTemplate, sa, "192.0.2.1", "192.0.2.2", "gwA", "gwB",
+		"198.51.100.0/24", "2001:db8:1::/64", "203.0.113.0/24", "2001:db8:2::/64")
+	if childless {
+		confA += "childless = true\n"
+	}
+	a := tp.startDaemon(t, tp.gwA, "gwA", confA, sa)
 	b := tp.startDaemon(t, tp.gwB, "gwB", fmt.Sprintf(ikeTemplate, sb, "192.0.2.2", "192.0.2.1", "gwB", "gwA",
 		"203.0.113.0/24", "2001:db8:2::/64", "198.51.100.0/24", "2001:db8:1::/64"), sb)
 	start := time.Now()

@@ -36,6 +36,9 @@ type connConfig struct {
 	ReqID       uint64   `toml:"reqid"`
 	Priority    uint32   `toml:"priority"`
 	Encap       bool     `toml:"encap"` // force UDP encapsulation
+	// Childless brings the IKE SA up alone (RFC 6023, when the peer
+	// supports it) and the child SA with CREATE_CHILD_SA after it.
+	Childless bool `toml:"childless"`
 	// Child SA lifetimes, as swanctl.conf's: rekey after rekey-time less
 	// a random part of rand-time, delete at life-time; and after so many
 	// bytes or packets. Defaults 1h, rekey-time * 1.1, life - rekey, off.
@@ -165,6 +168,7 @@ func (c *connConfig) convert(i int) (*connection, error) {
 		Local:      netip.AddrPortFrom(local, 500),
 		Remote:     netip.AddrPortFrom(remote, 500),
 		ForceEncap: c.Encap,
+		Childless:  c.Childless,
 		Retransmit: control.DefaultRetransmit,
 	}
 	if p.LocalID, err = identity(c.LocalID, local); err != nil {
@@ -472,6 +476,13 @@ func (k *ike) initiate(c *connection, why string) {
 			return
 		}
 		k.log.Info("IKE SA established", "connection", c.peer.Name)
+		if c.peer.Childless && !k.hasChild(c) {
+			// The IKE SA came up alone (or the peer gave it no child):
+			// now the child SA.
+			if err := k.d.CreateChild(c.peer.Name); err != nil {
+				k.log.Warn("child SA after a childless IKE SA", "connection", c.peer.Name, "err", err)
+			}
+		}
 	}()
 }
 
