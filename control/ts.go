@@ -91,3 +91,7 @@ func within(got, allowed []TrafficSelector) bool {
 	}
 	return len(got) > 0
 }
+
+// Within reports whether every selector of got lies inside one of
+// allowed: which configured connection a negotiated child SA belongs to.
+func Within(got, allowed []TrafficSelector) bool { return within(got, allowed) }

@@ -337,19 +337,23 @@ type ikeInstaller struct {
 	log   *slog.Logger
 }
 
-func (in *ikeInstaller) conn(remote netip.Addr) (*connection, error) {
-	for _, c := range in.conns {
-		if c.peer.Remote.Addr() == remote {
-			return c, nil
+// conn finds the connection a child SA belongs to: the peer's address,
+// and selectors inside the connection's, as several connections to one
+// peer differ by their selectors.
+func (in *ikeInstaller) conn(c *control.ChildSA) (*connection, error) {
+	for _, cc := range in.conns {
+		if cc.peer.Remote.Addr() == c.Remote.Addr() &&
+			control.Within(c.LocalTS, cc.peer.LocalTS) && control.Within(c.RemoteTS, cc.peer.RemoteTS) {
+			return cc, nil
 		}
 	}
-	return nil, fmt.Errorf("no connection with peer %v", remote)
+	return nil, fmt.Errorf("no connection with peer %v for %v === %v", c.Remote.Addr(), c.LocalTS, c.RemoteTS)
 }
 
 func (in *ikeInstaller) AllocSPI() (uint32, error) { return in.dp.AllocSPI() }
 
 func (in *ikeInstaller) AddSA(c *control.ChildSA) error {
-	conn, err := in.conn(c.Remote.Addr())
+	conn, err := in.conn(c)
 	if err != nil {
 		return err
 	}
