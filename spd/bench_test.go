@@ -137,9 +137,10 @@ func BenchmarkLookup(b *testing.B) {
 var benchSizes = []int{10, 1000, 100_000, 1_000_000}
 
 // BenchmarkLookupBatch is BenchmarkLookup's hashed cases through
-// LookupBatch, 32 keys a call (a worker's batch), reported per key.
+// LookupBatch, 64 keys a call (a worker's batch, dataplane.Batch), reported
+// per key.
 func BenchmarkLookupBatch(b *testing.B) {
-	const batch = 32
+	const batch = 64
 	for _, n := range benchSizes {
 		for _, hot := range []bool{false, true} {
 			c, name := benchConfig{hashed: n, nkeys: spreadKeys}, fmt.Sprintf("hashed-%d", n)

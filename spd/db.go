@@ -83,7 +83,7 @@ func (db *DB) Insert(p Policy) (ID, error) {
 	}
 	db.perDir[p.Dir]++
 	db.ver.Add(1)
-	if db.hashed > len(s.buckets) {
+	if overloaded(db.hashed, len(s.buckets)) {
 		// Growing doubles the table, so its cost is O(1) per insert
 		// over time; lookups go on in the old table meanwhile.
 		db.rebuild(s.th, nil)
@@ -153,7 +153,7 @@ func (db *DB) Delete(id ID) error {
 	db.perDir[e.Dir()]--
 	db.ver.Add(1)
 	switch {
-	case len(s.buckets) > minBuckets && db.hashed < len(s.buckets)/8:
+	case underloaded(db.hashed, len(s.buckets)):
 		db.rebuild(s.th, nil)
 	case db.unlinked >= compactMin && db.unlinked > db.built/2:
 		// Half the slab of the last build is dead but pinned by the

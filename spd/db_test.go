@@ -357,7 +357,7 @@ func TestGrowShrinkCompact(t *testing.T) {
 		ids[i] = mustInsert(t, db, pairPolicy(i))
 	}
 	st := db.Stats()
-	if st.Hashed != n || st.Buckets < n || st.Buckets > 4*n {
+	if st.Hashed != n || st.Buckets < 2*n || st.Buckets > 4*n {
 		t.Fatalf("after %d inserts: %+v", n, st)
 	}
 	check := func(live func(i int) bool) {

@@ -87,21 +87,26 @@
 // # Costs
 //
 // A hashed Insert or Delete costs a walk of one bucket; the table doubles
-// when it holds more policies than buckets and shrinks when it holds fewer
-// than an eighth, each time by a rebuild, so the cost per change is O(1)
-// over time. An unhashed Insert or Delete copies its list. InsertBatch and
-// SetThresholds cost O(all policies): a rebuild sorts the hashed entries by
-// bucket into one contiguous slab, so that a bucket's chain is a run of
-// neighbouring entries. When half the entries of the last slab have been
-// deleted it is rebuilt, so that deleted entries do not keep it alive.
+// when it holds more than one policy per two buckets and shrinks when it
+// holds fewer than one per eight, each time by a rebuild, so the cost per
+// change is O(1) over time. An unhashed Insert or Delete copies its list.
+// InsertBatch and SetThresholds cost O(all policies): a rebuild sorts the
+// hashed entries by bucket into one contiguous slab, so that a bucket's
+// chain is a run of neighbouring entries. When half the entries of the
+// last slab have been deleted it is rebuilt, so that deleted entries do
+// not keep it alive.
 //
-// An entry is 80 bytes, a bucket 8 (one to two per policy), and a slot of
+// An entry is 80 bytes, a bucket 8 (two to eight per policy), and a slot of
 // the ID index that Delete uses ([ID] is a generational slot number, not a
-// map key) 16: about 105 bytes per hashed policy in all, which
-// bench/RESULTS.md has measured.
+// map key) 16: about 113 bytes per hashed policy in all at a million,
+// which bench/RESULTS.md has measured.
 //
 // [DB.LookupBatch] looks up a batch of keys, the way workers take packets.
-// In a table larger than the caches each lookup is two dependent cache
-// misses (bucket head, then entry); a batch takes each step for all its keys
-// before the next, so that the misses of different keys overlap.
+// In a table larger than the caches each lookup is two or three dependent
+// cache misses (bucket head, entry, and the next entry when the first is
+// another policy's). A batch takes each step for all its keys before the
+// next and prefetches the lines of the next step first, so that the misses
+// of its keys are all in flight together: a batch costs about the memory
+// traffic of its keys, not the sum of their latencies. A single Lookup
+// cannot hide its latency that way.
 package spd

@@ -1,5 +1,10 @@
 package spd
 
+import (
+	"sync/atomic"
+	"unsafe"
+)
+
 // Lookup returns the best policy of direction dir for the packet k: of the
 // policies that match it, the one with the lowest priority value, and of
 // those the one inserted first. It returns nil when none matches, or when
@@ -31,69 +36,115 @@ func (db *DB) Lookup(dir Dir, k *Key) *Entry {
 	}
 }
 
-// lookupChunk is how many keys LookupBatch works on at once: enough
-// independent loads in flight to overlap most of the cache misses, few
-// enough that a chunk rarely overlaps a change.
-const lookupChunk = 16
+// lookupChunk is how many keys LookupBatch works on at once: a worker's
+// batch (dataplane.Batch). The more keys, the more cache misses in flight
+// at once; but a chunk is read in one state, so it should rarely overlap a
+// change, and its scratch space lives on the stack.
+const lookupChunk = 64
+
+// noBucket is the bucket of a key that no policy can match: always empty,
+// so that such keys go through the same steps as the others.
+var noBucket atomic.Pointer[Entry]
 
 // LookupBatch looks up keys[i] into out[i], as Lookup would, for as many
 // keys as out has room for, and returns how many it looked up.
 //
-// In a table larger than the caches it is faster per key than Lookup: a
-// lookup is two dependent cache misses (bucket head, then entry), and
-// LookupBatch takes each step for a chunk of keys before the next, so that
-// the misses of different keys overlap instead of following one another.
-// Each answer is the database's answer at an instant during the call, as
-// with Lookup.
+// In a table larger than the caches it is much faster per key than
+// Lookup. A lookup is two dependent cache misses, bucket then entry, plus
+// a third when the bucket's first entry is not the match. Lookup takes
+// them one after the other; LookupBatch takes each step for a whole chunk
+// of keys before the next, and prefetches the lines of every key's next
+// step first, so that the misses of a chunk's keys overlap. Each answer is
+// the database's answer at an instant during the call, as with Lookup.
 func (db *DB) LookupBatch(dir Dir, keys []Key, out []*Entry) int {
 	n := min(len(keys), len(out))
-	var qs [lookupChunk]query
-	var valid, near [lookupChunk]bool
-	var heads [lookupChunk]*Entry
+	var c batch
 	for base := 0; base < n; base += lookupChunk {
 		ks := keys[base:min(base+lookupChunk, n)]
-		o := out[base : base+len(ks)]
-		v := db.ver.Load()
-		s := db.cur.Load()
-		for i := range ks {
-			valid[i] = qs[i].set(dir, &ks[i])
-		}
-		for i := range ks {
-			heads[i] = nil
-			if valid[i] {
-				heads[i] = s.buckets[s.bucketOfQuery(&qs[i])].Load()
-			}
-		}
-		// A first look at each head entry: its first local word and
-		// its flags, at its two ends, on its two cache lines. Loading
-		// them here, for all keys at once, is what overlaps the misses;
-		// the result lets the match below skip a head that cannot
-		// match.
-		for i := range ks {
-			if e := heads[i]; e != nil {
-				near[i] = e.d.flags&flagTag == qs[i].tag && (e.d.l[0]^qs[i].l[0])&prefixMasks[e.d.lbits][0] == 0
-			}
-		}
-		for i := range ks {
-			if !valid[i] {
-				o[i] = nil
-				continue
-			}
-			e := heads[i]
-			if e != nil && !near[i] {
-				e = e.next.Load()
-			}
-			o[i] = s.listedBest(&qs[i], firstMatch(e, &qs[i]))
-		}
-		if db.ver.Load() != v {
-			// A change was published while the chunk was read: answer
-			// each key on its own, which Lookup makes consistent.
-			for i := range ks {
-				o[i] = db.Lookup(dir, &ks[i])
-			}
-		}
+		db.lookupChunk(dir, ks, out[base:base+len(ks)], &c)
 	}
 	return n
+}
+
+// batch is LookupBatch's scratch space for one chunk.
+type batch struct {
+	qs    [lookupChunk]query
+	valid [lookupChunk]bool
+	// slots are the keys' buckets; cand the entries they are at in their
+	// chains, or nil when done.
+	slots [lookupChunk]*atomic.Pointer[Entry]
+	cand  [lookupChunk]*Entry
+	// lines are addresses to prefetch: an entry's first and last bytes
+	// are on its two cache lines.
+	lines [2 * lookupChunk]unsafe.Pointer
+}
+
+// lookupChunk looks up keys, at most lookupChunk of them, into out.
+func (db *DB) lookupChunk(dir Dir, keys []Key, out []*Entry, c *batch) {
+	v := db.ver.Load()
+	s := db.cur.Load()
+	// Step 1: the buckets. Hashing all the keys first gives the
+	// prefetches of the bucket heads time to arrive before step 2
+	// reads them.
+	for i := range keys {
+		q := &c.qs[i]
+		c.valid[i] = q.set(dir, &keys[i])
+		c.slots[i] = &noBucket
+		if c.valid[i] {
+			c.slots[i] = &s.buckets[s.bucketOfQuery(q)]
+		}
+		c.lines[i] = unsafe.Pointer(c.slots[i])
+	}
+	prefetch(c.lines[:len(keys)])
+	// Step 2: the chains' first entries.
+	m := 0
+	for i := range keys {
+		e := c.slots[i].Load()
+		c.cand[i] = e
+		if e != nil {
+			c.lines[m], c.lines[m+1] = unsafe.Pointer(e), unsafe.Pointer(&e.d.flags)
+			m += 2
+		}
+	}
+	prefetch(c.lines[:m])
+	// Step 3: most first entries match. For those that do not, the
+	// next entries.
+	m = 0
+	for i := range keys {
+		out[i] = nil
+		e := c.cand[i]
+		if e == nil {
+			continue
+		}
+		if e.d.matches(&c.qs[i]) {
+			out[i], c.cand[i] = e, nil
+			continue
+		}
+		e = e.next.Load()
+		c.cand[i] = e
+		if e != nil {
+			c.lines[m], c.lines[m+1] = unsafe.Pointer(e), unsafe.Pointer(&e.d.flags)
+			m += 2
+		}
+	}
+	prefetch(c.lines[:m])
+	// Step 4: the rest of the chains, and the lists.
+	for i := range keys {
+		if !c.valid[i] {
+			continue
+		}
+		if c.cand[i] != nil {
+			out[i] = firstMatch(c.cand[i], &c.qs[i])
+		}
+		out[i] = s.listedBest(&c.qs[i], out[i])
+	}
+	if db.ver.Load() != v {
+		// A change was published while the chunk was read: answer
+		// each key on its own, which Lookup makes consistent.
+		for i := range keys {
+			out[i] = db.Lookup(dir, &keys[i])
+		}
+	}
 }
 
 // bucketOfQuery is the index of the bucket that holds every hashed entry
