@@ -196,6 +196,11 @@ func (sa *IKESA) rekeyIKE(p payloadsOf, respond func([]Payload), refuse func(Not
 	n.children, sa.children = sa.children, nil
 	n.state = stateEstablished
 	close(n.done)
+	if sa.ikeRekeying {
+		// We are rekeying it too: which new SA survives is settled when
+		// our answer comes (ike_rekey.go).
+		sa.peerRekeyed = n
+	}
 	sa.d.sas.put(n.spiR, n)
 	sa.d.log.Info("IKE SA rekeyed by the peer", "peer", sa.cfg.Name, "ike", suite.String(),
 		"old_spi_i", fmt.Sprintf("%016x", sa.spiI), "new_spi_i", fmt.Sprintf("%016x", n.spiI))

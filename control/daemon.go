@@ -17,21 +17,22 @@ type Conn interface {
 
 // Stats count what the daemon dropped, by reason.
 type Stats struct {
-	Malformed       atomic.Uint64 // failed to decode
-	UnknownSA       atomic.Uint64 // no IKE SA for the SPI
-	AuthFailed      atomic.Uint64 // SK integrity or AUTH payload failed
-	Retransmitted   atomic.Uint64 // responses resent for retransmitted requests
-	OutOfOrder      atomic.Uint64 // message IDs not expected
-	NoPeerConfig    atomic.Uint64 // IKE_SA_INIT from an unknown peer
-	NotIKE          atomic.Uint64 // on port 4500 without the non-ESP marker
-	NoProposal      atomic.Uint64 // NO_PROPOSAL_CHOSEN sent
-	InvalidKE       atomic.Uint64 // INVALID_KE_PAYLOAD sent
-	TSUnacceptable  atomic.Uint64 // TS_UNACCEPTABLE sent
-	Retransmits     atomic.Uint64 // our requests sent again
-	InitDropped     atomic.Uint64 // IKE_SA_INIT requests refused by a limit
-	CookiesSent     atomic.Uint64 // IKE_SA_INIT requests answered with a cookie
-	BadCookie       atomic.Uint64 // cookies that did not verify
-	HalfOpenExpired atomic.Uint64 // responder IKE SAs that never completed
+	Malformed          atomic.Uint64 // failed to decode
+	UnknownSA          atomic.Uint64 // no IKE SA for the SPI
+	AuthFailed         atomic.Uint64 // SK integrity or AUTH payload failed
+	Retransmitted      atomic.Uint64 // responses resent for retransmitted requests
+	OutOfOrder         atomic.Uint64 // message IDs not expected
+	NoPeerConfig       atomic.Uint64 // IKE_SA_INIT from an unknown peer
+	NotIKE             atomic.Uint64 // on port 4500 without the non-ESP marker
+	NoProposal         atomic.Uint64 // NO_PROPOSAL_CHOSEN sent
+	InvalidKE          atomic.Uint64 // INVALID_KE_PAYLOAD sent
+	TSUnacceptable     atomic.Uint64 // TS_UNACCEPTABLE sent
+	Retransmits        atomic.Uint64 // our requests sent again
+	InitDropped        atomic.Uint64 // IKE_SA_INIT requests refused by a limit
+	CookiesSent        atomic.Uint64 // IKE_SA_INIT requests answered with a cookie
+	BadCookie          atomic.Uint64 // cookies that did not verify
+	HalfOpenExpired    atomic.Uint64 // responder IKE SAs that never completed
+	IKERekeyCollisions atomic.Uint64 // IKE SA rekeys both ends started at once
 }
 
 // Daemon runs the IKE SAs of one gateway.

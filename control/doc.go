@@ -54,8 +54,9 @@
 //
 // Lifetimes, dead peer detection, reauthentication and idle close are
 // policies of espxd
-// (cmd/espxd/ike.go), which calls these. Not yet here: simultaneous IKE SA
-// rekeys (section 2.8.2). Childless IKE SAs (RFC 6023) are made when
+// (cmd/espxd/ike.go), which calls these. IKE SA rekeys both ends start at
+// once are settled by nonce as section 2.8.2 says. Childless IKE SAs (RFC
+// 6023) are made when
 // [PeerConfig.Childless] asks and the responder agrees; as responder espx
 // always agrees. The IKE SAs are found by SPI in a segmented table (manager.go),
 // a lock per segment, so that many cores dispatch messages at once.

@@ -11,8 +11,13 @@ import (
 // on the old IKE SA with an IKE proposal carrying our new SPI, a nonce and
 // a key exchange. On the answer the new IKE SA, of which we are the
 // original initiator, takes over the child SAs, and we delete the old one.
-// Simultaneous IKE SA rekeys (section 2.8.2) are not resolved yet: the
-// jitter on rekey times makes them rare.
+//
+// When both ends rekey at once (section 2.8.2), each answers the other and
+// two new IKE SAs exist at each end. Of the four nonces, the lowest marks
+// the exchange whose SA is redundant: its initiator deletes it, the
+// children go to the other one, and the initiator of that surviving SA
+// deletes the old one. Both ends reach the same verdict from the same
+// nonces.
 
 // RekeyIKE rekeys the established IKE SA of the connection name.
 func (d *Daemon) RekeyIKE(name string) error {
@@ -48,6 +53,7 @@ func (sa *IKESA) startIKERekey() {
 		sa.fail(err)
 		return
 	}
+	sa.ikeRekeying = true
 	sa.sendRequest(b, id, CREATE_CHILD_SA, func(raw []byte) { sa.ikeRekeyResponse(raw, spi, ni, ke) })
 }
 
@@ -57,6 +63,7 @@ func (sa *IKESA) ikeRekeyResponse(raw []byte, spi uint64, ni []byte, ke crypto.K
 		return
 	}
 	sa.stopRequest()
+	sa.ikeRekeying = false
 	abandon := func(why string, args ...any) {
 		sa.d.log.Warn("IKE rekey failed", append([]any{"peer", sa.cfg.Name, "why", why}, args...)...)
 	}
@@ -111,8 +118,50 @@ func (sa *IKESA) ikeRekeyResponse(raw []byte, spi uint64, ni []byte, ke crypto.K
 	n.state = stateEstablished
 	close(n.done)
 	sa.d.sas.put(n.spiI, n)
+	if peer := sa.peerRekeyed; peer != nil {
+		sa.peerRekeyed = nil
+		sa.settleIKECollision(n, peer)
+		return
+	}
 	sa.d.log.Info("IKE SA rekeyed", "peer", sa.cfg.Name, "ike", suite.String(),
 		"old_spi_i", fmt.Sprintf("%016x", sa.spiI), "new_spi_i", fmt.Sprintf("%016x", n.spiI))
 	// The old SA goes; its children live on in the new one.
+	sa.queue = append([]func(){sa.startDeleteIKE}, sa.queue...)
+}
+
+// settleIKECollision decides between ours, the IKE SA our rekey made, and
+// peer, the one the peer's rekey made, section 2.8.2: the SA of the
+// exchange with the lowest of the four nonces is redundant. The children,
+// which went to the peer's SA when we answered its request, end in the
+// survivor. sa is the old IKE SA and is locked; the new ones are not yet
+// reachable by anyone else's message handling that matters here.
+func (sa *IKESA) settleIKECollision(ours, peer *IKESA) {
+	sa.d.Stats.IKERekeyCollisions.Add(1)
+	low := lowest(ours.ni, ours.nr, peer.ni, peer.nr)
+	oursRedundant := string(low) == string(ours.ni) || string(low) == string(ours.nr)
+	survivor, redundant := peer, ours
+	if !oursRedundant {
+		survivor, redundant = ours, peer
+	}
+	peer.mu.Lock()
+	children := peer.children
+	peer.children = nil
+	peer.mu.Unlock()
+	survivor.mu.Lock()
+	survivor.children = append(survivor.children, children...)
+	survivor.mu.Unlock()
+	sa.d.log.Info("IKE SA rekeyed by both ends at once", "peer", sa.cfg.Name,
+		"survivor_spi_i", fmt.Sprintf("%016x", survivor.spiI), "redundant_spi_i", fmt.Sprintf("%016x", redundant.spiI))
+	if oursRedundant {
+		// We made the redundant SA: we delete it. The peer made the
+		// survivor and deletes the old one.
+		go func() {
+			ours.mu.Lock()
+			defer ours.mu.Unlock()
+			ours.enqueue(ours.startDeleteIKE)
+		}()
+		return
+	}
+	// Ours survives: the peer deletes its redundant SA, and we the old.
 	sa.queue = append([]func(){sa.startDeleteIKE}, sa.queue...)
 }

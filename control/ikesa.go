@@ -56,6 +56,11 @@ type IKESA struct {
 	// natLocal: we are behind a NAT (or pretend to be); natRemote: the
 	// peer is.
 	natLocal, natRemote bool
+	// ikeRekeying is set while our rekey of this IKE SA is outstanding;
+	// peerRekeyed is the IKE SA the peer made by rekeying this one
+	// meanwhile: both ends rekeyed it at once (section 2.8.2).
+	ikeRekeying bool
+	peerRekeyed *IKESA
 	// peerChildless: the peer announced RFC 6023 support in IKE_SA_INIT;
 	// childless: this IKE SA was made without a child SA.
 	peerChildless, childless bool
