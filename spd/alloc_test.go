@@ -8,6 +8,7 @@ import (
 var (
 	sinkEntry  *Entry
 	sinkPolicy Policy
+	sinkByte   byte
 )
 
 // Lookups and reading what they return allocate nothing, whether the
