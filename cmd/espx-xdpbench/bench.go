@@ -12,11 +12,12 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/espx/espx/afxdp"
+	"github.com/espx/espx/dataplane"
 )
 
 // config is one thing to measure.
 type config struct {
-	mode      string // rx-drop, l2fwd or xdp-tx
+	mode      string // rx-drop, l2fwd, espx or xdp-tx
 	placement string // split or one-core
 	wait      string // busy, poll or yield; "-" for xdp-tx
 }
@@ -28,13 +29,19 @@ type sample struct {
 	target   float64 // offered rate asked for, frames/s; 0: as fast as the generator goes
 	gen      paced
 	received uint64 // taken from the RX ring by the worker
-	returned uint64 // counted by the generator-side sink
+	returned uint64 // counted by the generator-side sink (espx: as ESP)
 	xskDrop  uint64 // dropped by the socket: fill ring empty (rx_dropped) or RX ring full
 	mode     string
 	// The socket's counters over the trial, and where the UMEM's frames
-	// were after it (l2fwd and rx-drop only).
+	// were after it (l2fwd, rx-drop and espx). In espx the receive
+	// counters are the protected side's socket's and the transmit ones
+	// the unprotected side's.
 	sock   afxdp.Stats
 	frames afxdp.Accounting
+	// espx only: frames on the ESP sink that were not the expected ESP,
+	// and the data plane worker's counters over the trial.
+	notESP uint64
+	dp     dataplane.CounterSnapshot
 
 	// Where the CPU went while the generator ran: our threads by their
 	// own clocks and run-queue delays, each CPU by /proc/stat, and what
@@ -107,10 +114,14 @@ type dut struct {
 
 type bench struct {
 	topo    *topology
-	gen     *generator
-	sink    *ebpf.Map // per-CPU count of frames that came back
-	bounce  *ebpf.Program
-	xdpSink *ebpf.Program // for the XDP_TX baseline
+	gen     *generator // ESP frames, to the DUT's rx-drop, l2fwd and XDP_TX
+	genUDP  *generator // plain UDP frames, for espx to encrypt
+	sink    *ebpf.Map  // per-CPU count of frames that came back
+	espSink *ebpf.Map  // per-CPU counts of espx's ESP frames and of others (espGood, espBad)
+	// espCheck is checkESP's report, once espx ran.
+	espCheck string
+	bounce   *ebpf.Program
+	xdpSink  *ebpf.Program // for the XDP_TX baseline
 	// ksoftirqd[cpu] is the PID of the CPU's softirq thread.
 	ksoftirqd []int
 	opts      options
@@ -118,7 +129,12 @@ type bench struct {
 	waiting   bool // told the user that the host is busy
 }
 
-func (b *bench) returned() uint64 {
+// returned is what the sink of mode counted, in total.
+func (b *bench) returned(mode string) uint64 {
+	if mode == "espx" {
+		good, _ := b.espCounts()
+		return good
+	}
 	var vals []uint64
 	if err := b.sink.Lookup(uint32(0), &vals); err != nil {
 		return 0
@@ -180,14 +196,21 @@ func (b *bench) trial(ctx context.Context, c config, dt dut, rate float64, d tim
 	s := sample{target: rate, mode: c.mode, threads: b.threads(c, dt)}
 	var recv0 uint64
 	var st0 afxdp.Stats
+	var dp0 dataplane.CounterSnapshot
 	if dt.w != nil {
 		recv0 = dt.w.received.Load()
 		var err error
-		if st0, err = dt.w.s.Stats(); err != nil {
+		if st0, err = dt.w.stats(); err != nil {
 			return s, err
 		}
+		dp0 = dt.w.counters()
 	}
-	ret0 := b.returned()
+	ret0 := b.returned(c.mode)
+	_, bad0 := b.espCounts()
+	gen := b.gen
+	if c.mode == "espx" {
+		gen = b.genUDP
+	}
 	ours := b.ours(s.threads)
 	tasks0 := snapTasks()
 	t0 := make([]time.Duration, len(s.threads))
@@ -198,7 +221,7 @@ func (b *bench) trial(ctx context.Context, c config, dt dut, rate float64, d tim
 	c0 := snapCPUs()
 
 	var err error
-	if e := b.topo.genThread.do(func() error { s.gen, err = b.gen.pace(rate, d); return err }); e != nil {
+	if e := b.topo.genThread.do(func() error { s.gen, err = gen.pace(rate, d); return err }); e != nil {
 		return s, e
 	}
 
@@ -222,7 +245,7 @@ func (b *bench) trial(ctx context.Context, c config, dt dut, rate float64, d tim
 		if dt.w != nil {
 			now[0] = dt.w.received.Load()
 		}
-		now[1] = b.returned()
+		now[1] = b.returned(c.mode)
 		if now == last {
 			stable++
 		} else {
@@ -231,15 +254,18 @@ func (b *bench) trial(ctx context.Context, c config, dt dut, rate float64, d tim
 	}
 	if dt.w != nil {
 		s.received = dt.w.received.Load() - recv0
-		st, err := dt.w.s.Stats()
+		st, err := dt.w.stats()
 		if err != nil {
 			return s, err
 		}
 		s.sock = statsDelta(st0, st)
 		s.xskDrop = s.sock.Kernel.RxDropped + s.sock.Kernel.RxRingFull
 		s.frames = dt.w.u.Accounting()
+		s.dp = countersDelta(dp0, dt.w.counters())
 	}
-	s.returned = b.returned() - ret0
+	s.returned = b.returned(c.mode) - ret0
+	_, bad1 := b.espCounts()
+	s.notESP = bad1 - bad0
 	if b.opts.verbose {
 		mark := ""
 		if why := s.disturbance(b.opts.maxWait); why != "" {
@@ -264,6 +290,15 @@ func (s sample) describe() string {
 			s.sock.WakeupENOBUFS+s.sock.WakeupEBUSY+s.sock.WakeupENETDOWN+s.sock.WakeupOther,
 			s.frames.Free, s.frames.Kernel, s.frames.InHand)
 	}
+	if s.mode == "espx" {
+		str += fmt.Sprintf(" espx: received %d, encrypted %d, sent %d", s.dp.RxPackets[dataplane.Protected], s.dp.EncapPackets, s.dp.TxPackets[dataplane.Unprotected])
+		for _, d := range dataplane.Drops() {
+			if n := s.dp.Drops[d]; n > 0 {
+				str += fmt.Sprintf(", dropped %s %d", d, n)
+			}
+		}
+		str += fmt.Sprintf("; sink: other frames %d;", s.notESP)
+	}
 	return str + " " + s.cpuLine()
 }
 
@@ -286,6 +321,24 @@ func statsDelta(a, b afxdp.Stats) afxdp.Stats {
 	d.WakeupEBUSY -= a.WakeupEBUSY
 	d.WakeupENETDOWN -= a.WakeupENETDOWN
 	d.WakeupOther -= a.WakeupOther
+	return d
+}
+
+// countersDelta is what a data plane worker counted between a and b (the
+// counters the espx figures need).
+func countersDelta(a, b dataplane.CounterSnapshot) dataplane.CounterSnapshot {
+	d := b
+	d.EncapPackets -= a.EncapPackets
+	d.EncapBytes -= a.EncapBytes
+	for i := range d.Drops {
+		d.Drops[i] -= a.Drops[i]
+	}
+	for i := range 2 {
+		d.RxPackets[i] -= a.RxPackets[i]
+		d.RxBytes[i] -= a.RxBytes[i]
+		d.TxPackets[i] -= a.TxPackets[i]
+		d.TxBytes[i] -= a.TxBytes[i]
+	}
 	return d
 }
 
@@ -405,7 +458,8 @@ const paceShortfall = 0.85
 //     bisection with runs of -trial, unless the unpaced generator already
 //     loses no more than that (then the figure is the generator's);
 //  3. -runs runs of -seconds at that rate, for the reported figures; if
-//     their median loss is above -loss, 5 % less, up to twice more.
+//     their median loss is above -loss, 5 % less, up to -step-downs
+//     times.
 func (b *bench) measure(ctx context.Context, c config, dt dut) (result, error) {
 	o := b.opts
 	r := result{cfg: c}
@@ -500,7 +554,7 @@ func (b *bench) measure(ctx context.Context, c config, dt dut) (result, error) {
 			}
 			return r, nil
 		}
-		if try == 2 {
+		if try == b.opts.stepDowns {
 			r.unconfirmed = true
 			return r, nil
 		}

@@ -233,14 +233,7 @@ func buildFrame(size int, dst, src [6]byte) []byte {
 	binary.BigEndian.PutUint16(h[2:], uint16(len(frame)-14))
 	copy(h[12:], []byte{198, 51, 100, 1})
 	copy(h[16:], []byte{192, 0, 2, 1})
-	var sum uint32
-	for i := 0; i < len(h); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(h[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	binary.BigEndian.PutUint16(h[10:], ^uint16(sum))
+	binary.BigEndian.PutUint16(h[10:], ipv4Checksum(h))
 	binary.BigEndian.PutUint32(frame[34:], 0x1001) // SPI
 	binary.BigEndian.PutUint32(frame[38:], 1)      // sequence number
 	return frame

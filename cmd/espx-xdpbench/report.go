@@ -8,6 +8,10 @@ import (
 // targets are issue 4's, in frames per second, on one core at 64 bytes.
 var targets = map[string]float64{"rx-drop": 2.5e6, "l2fwd": 0.6e6}
 
+// espxTarget is issue 5's: espx's encrypt-and-forward rate at least this
+// fraction of l2fwd's, on the same topology in the same run.
+const espxTarget = 0.7
+
 func printResult(r result, o options) {
 	capa := statOf(r.overload, sample.rate)
 	fmt.Printf("%s  unpaced %6.3f Mpps [%.3f-%.3f] (offered %.3f, loss %.2f%%)",
@@ -95,7 +99,45 @@ func printSummary(rs []result, o options) {
 			fmt.Printf("target %s >= %.1f Mpps, %s: %.2f Mpps%s, %s\n", mode, want/1e6, cfg, got/1e6, limitNote(r), verdict)
 		}
 	}
+	printRatios(rs)
 }
+
+// printRatios compares each espx figure with the l2fwd figure of the same
+// placement and wait: the ratio of the medians, and the ratios of the
+// lowest espx run to the highest l2fwd run and the other way round, as
+// the range.
+func printRatios(rs []result) {
+	for _, e := range rs {
+		if e.cfg.mode != "espx" {
+			continue
+		}
+		cfg := strings.Join(strings.Fields(e.cfg.String())[1:], " ")
+		var l *result
+		for i := range rs {
+			if rs[i].cfg.mode == "l2fwd" && rs[i].cfg.placement == e.cfg.placement && rs[i].cfg.wait == e.cfg.wait {
+				l = &rs[i]
+			}
+		}
+		switch {
+		case l == nil:
+			fmt.Printf("target espx >= %.0f%% of l2fwd, %s: no l2fwd figure in this run\n", espxTarget*100, cfg)
+			continue
+		case !confirmed(e) || !confirmed(*l):
+			fmt.Printf("target espx >= %.0f%% of l2fwd, %s: not established (no confirmed rate for espx or l2fwd)\n", espxTarget*100, cfg)
+			continue
+		}
+		es, ls := statOf(e.confirm, sample.rate), statOf(l.confirm, sample.rate)
+		ratio := es.med / ls.med
+		verdict := "not met"
+		if ratio >= espxTarget {
+			verdict = "met"
+		}
+		fmt.Printf("target espx >= %.0f%% of l2fwd, %s: %.2f Mpps%s of %.2f Mpps%s = %.0f%% (runs' extremes %.0f-%.0f%%), %s\n",
+			espxTarget*100, cfg, es.med/1e6, limitNote(e), ls.med/1e6, limitNote(*l), ratio*100, es.lo/ls.hi*100, es.hi/ls.lo*100, verdict)
+	}
+}
+
+func confirmed(r result) bool { return len(r.confirm) > 0 && !r.unconfirmed }
 
 func pct(s sample, thread string) string {
 	if f, _, ok := s.thread(thread); ok {

@@ -730,6 +730,10 @@ func (k *ike) list() []api.IKESA {
 		return nil
 	}
 	now := time.Now()
+	bySPI := map[[2]uint64]dataplane.SAInfo{}
+	for _, s := range k.dp.SAs() {
+		bySPI[[2]uint64{uint64(s.SPI), uint64(btou(s.Inbound))}] = s
+	}
 	var out []api.IKESA
 	for _, i := range k.d.List() {
 		a := api.IKESA{
@@ -749,10 +753,23 @@ func (k *ike) list() []api.IKESA {
 			a.HeardS = int64(now.Sub(i.LastHeard).Seconds())
 		}
 		for _, c := range i.Children {
-			a.Children = append(a.Children, api.Child{
+			ch := api.Child{
 				InSPI: fmt.Sprintf("%#08x", c.InSPI), OutSPI: fmt.Sprintf("%#08x", c.OutSPI),
-				Proposal: c.Proposal, LocalTS: c.LocalTS, RemoteTS: c.RemoteTS,
-			})
+				Proposal: c.Proposal, LocalTS: c.LocalTS, RemoteTS: c.RemoteTS, IdleSeconds: -1,
+			}
+			in, out := bySPI[[2]uint64{uint64(c.InSPI), 1}], bySPI[[2]uint64{uint64(c.OutSPI), 0}]
+			ch.InPackets, ch.InBytes, ch.OutPackets, ch.OutBytes = in.Packets, in.Bytes, out.Packets, out.Bytes
+			last := in.LastUse
+			if out.LastUse.After(last) {
+				last = out.LastUse
+			}
+			if !last.IsZero() {
+				ch.IdleSeconds = int64(now.Sub(last).Seconds())
+			}
+			if !in.Added.IsZero() {
+				ch.AgeSeconds = int64(now.Sub(in.Added).Seconds())
+			}
+			a.Children = append(a.Children, ch)
 		}
 		out = append(out, a)
 	}

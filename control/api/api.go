@@ -66,6 +66,14 @@ type Child struct {
 	Proposal string   `json:"proposal"`
 	LocalTS  []string `json:"local_ts"`
 	RemoteTS []string `json:"remote_ts"`
+	// From the data plane: what each direction carried, and how long
+	// since the child SA last carried anything (-1: never).
+	InPackets   uint64 `json:"in_packets"`
+	InBytes     uint64 `json:"in_bytes"`
+	OutPackets  uint64 `json:"out_packets"`
+	OutBytes    uint64 `json:"out_bytes"`
+	IdleSeconds int64  `json:"idle_s"`
+	AgeSeconds  int64  `json:"age_s"`
 }
 
 // Response is espxd's answer.
