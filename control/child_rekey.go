@@ -55,6 +55,25 @@ func (d *Daemon) CreateChild(name string) error {
 	return fmt.Errorf("%w %q: no established IKE SA", ErrNoPeer, name)
 }
 
+// CreateChild negotiates a new child SA on this IKE SA, which must be
+// established.
+func (sa *IKESA) CreateChild() error {
+	sa.mu.Lock()
+	defer sa.mu.Unlock()
+	if sa.state != stateEstablished {
+		return fmt.Errorf("%w %q: IKE SA not established", ErrNoPeer, sa.cfg.Name)
+	}
+	sa.enqueue(func() { sa.startChildRekey(nil) })
+	return nil
+}
+
+// Children is the number of child SAs the IKE SA holds.
+func (sa *IKESA) Children() int {
+	sa.mu.Lock()
+	defer sa.mu.Unlock()
+	return len(sa.children)
+}
+
 // startChildRekey rekeys old, or with old nil creates a new child SA.
 func (sa *IKESA) startChildRekey(old *child) {
 	if old != nil && sa.childBySPI(old.inSPI) != old {

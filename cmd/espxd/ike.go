@@ -480,10 +480,10 @@ func (k *ike) initiate(c *connection, why string) {
 			return
 		}
 		k.log.Info("IKE SA established", "connection", c.peer.Name)
-		if c.peer.Childless && !k.hasChild(c) {
-			// The IKE SA came up alone (or the peer gave it no child):
-			// now the child SA.
-			if err := k.d.CreateChild(c.peer.Name); err != nil {
+		if sa.Children() == 0 {
+			// The IKE SA came up alone (RFC 6023, or the peer refused the
+			// child SA): now the child SA, in this IKE SA.
+			if err := sa.CreateChild(); err != nil {
 				k.log.Warn("child SA after a childless IKE SA", "connection", c.peer.Name, "err", err)
 			}
 		}
@@ -610,15 +610,29 @@ func (k *ike) reauthenticate(c *connection) (string, error) {
 		return "", err
 	}
 	k.log.Info("reauthenticating", "connection", c.peer.Name, "make-before-break", c.mbb)
-	if c.mbb {
-		go func() {
-			if err := sa.Wait(); err != nil {
-				k.log.Warn("reauthentication failed; the old SAs stay", "connection", c.peer.Name, "err", err)
-				return
+	go func() {
+		if err := sa.Wait(); err != nil {
+			k.log.Warn("reauthentication failed", "connection", c.peer.Name, "err", err)
+			return
+		}
+		if sa.Children() == 0 {
+			// A childless IKE SA (RFC 6023): its child SA now.
+			if err := sa.CreateChild(); err != nil {
+				k.log.Warn("child SA after reauthentication", "connection", c.peer.Name, "err", err)
 			}
-			deleteOld()
-		}()
-	}
+		}
+		if !c.mbb {
+			return
+		}
+		// Make before break: the old SAs go once the new child SA is in.
+		for range 100 {
+			if sa.Children() > 0 {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		deleteOld()
+	}()
 	return "reauthenticating " + c.peer.Name, nil
 }
 
