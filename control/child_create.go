@@ -196,6 +196,7 @@ func (sa *IKESA) rekeyIKE(p payloadsOf, respond func([]Payload), refuse func(Not
 	n.children, sa.children = sa.children, nil
 	n.state = stateEstablished
 	close(n.done)
+	n.armKeepalive()
 	if sa.ikeRekeying {
 		// We are rekeying it too: which new SA survives is settled when
 		// our answer comes (ike_rekey.go).

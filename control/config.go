@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // PeerConfig is one configured peer and the tunnel to it: what the
@@ -27,6 +28,9 @@ type PeerConfig struct {
 	// ForceEncap pretends a NAT is present so that ESP goes in UDP
 	// whatever the path, as strongSwan's encap=yes does.
 	ForceEncap bool
+	// Keepalive is the NAT keepalive interval when this end is behind a
+	// NAT: 0 means DefaultKeepalive, negative none.
+	Keepalive time.Duration
 	// Childless asks for an IKE SA without a child SA (RFC 6023) when the
 	// responder supports it: the child SAs follow with CREATE_CHILD_SA.
 	// As responder espx always supports it.

@@ -33,6 +33,7 @@ type Stats struct {
 	BadCookie          atomic.Uint64 // cookies that did not verify
 	HalfOpenExpired    atomic.Uint64 // responder IKE SAs that never completed
 	IKERekeyCollisions atomic.Uint64 // IKE SA rekeys both ends started at once
+	Keepalives         atomic.Uint64 // NAT keepalives sent
 }
 
 // Daemon runs the IKE SAs of one gateway.

@@ -116,6 +116,7 @@ func (sa *IKESA) ikeRekeyResponse(raw []byte, spi uint64, ni []byte, ke crypto.K
 	}
 	n.children, sa.children = sa.children, nil
 	n.state = stateEstablished
+	n.armKeepalive()
 	close(n.done)
 	sa.d.sas.put(n.spiI, n)
 	if peer := sa.peerRekeyed; peer != nil {

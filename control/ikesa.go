@@ -155,6 +155,7 @@ func (sa *IKESA) established() {
 	sa.d.leaveInit(sa)
 	sa.d.mu.Unlock()
 	sa.upSince = sa.d.clock.Now()
+	sa.armKeepalive()
 	close(sa.done)
 	sa.d.log.Info("IKE SA established", "peer", sa.cfg.Name, "ike", sa.suite.String(), "children", len(sa.children))
 }

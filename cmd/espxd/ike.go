@@ -36,6 +36,9 @@ type connConfig struct {
 	ReqID       uint64   `toml:"reqid"`
 	Priority    uint32   `toml:"priority"`
 	Encap       bool     `toml:"encap"` // force UDP encapsulation
+	// Keepalive is the NAT keepalive interval when this end is behind a
+	// NAT (default 20s; "-1s" turns them off).
+	Keepalive duration `toml:"keepalive"`
 	// Childless brings the IKE SA up alone (RFC 6023, when the peer
 	// supports it) and the child SA with CREATE_CHILD_SA after it.
 	Childless bool `toml:"childless"`
@@ -169,6 +172,7 @@ func (c *connConfig) convert(i int) (*connection, error) {
 		Remote:     netip.AddrPortFrom(remote, 500),
 		ForceEncap: c.Encap,
 		Childless:  c.Childless,
+		Keepalive:  c.Keepalive.Duration,
 		Retransmit: control.DefaultRetransmit,
 	}
 	if p.LocalID, err = identity(c.LocalID, local); err != nil {
