@@ -1036,6 +1036,32 @@ func (tp *topo) sasOf(t *testing.T, d *daemon) []string {
 	return l
 }
 
+// With idle-keep-ike, an idle tunnel loses its child SA but keeps its IKE
+// SA, and the next packet makes a child SA in it.
+func TestGatewayIdleKeepIKE(t *testing.T) {
+	tp := newTopo(t, 1)
+	tp.warm(t)
+	sa, sb := filepath.Join(tp.dir, "a.sock"), filepath.Join(tp.dir, "b.sock")
+	a := tp.startDaemon(t, tp.gwA, "gwA", fmt.Sprintf(ikeTemplate, sa, "192.0.2.1", "192.0.2.2", "gwA", "gwB",
+		"198.51.100.0/24", "2001:db8:1::/64", "203.0.113.0/24", "2001:db8:2::/64")+"inactivity = \"2s\"\nidle-keep-ike = true\n", sa)
+	b := tp.startDaemon(t, tp.gwB, "gwB", fmt.Sprintf(ikeTemplate, sb, "192.0.2.2", "192.0.2.1", "gwB", "gwA",
+		"203.0.113.0/24", "2001:db8:2::/64", "198.51.100.0/24", "2001:db8:1::/64"), sb)
+	if n := ping(t, tp.hostA, "203.0.113.20", 1, 56); n != 1 {
+		t.Fatal("the tunnel did not come up")
+	}
+	waitFor(t, "idle close of the child SA", func() bool { return len(tp.sasOf(t, a))+len(tp.sasOf(t, b)) == 0 })
+	out, _ := exec.Command(tp.ctl, "-socket", a.socket, "ike").CombinedOutput()
+	if !strings.Contains(string(out), "ESTABLISHED") {
+		t.Fatalf("the IKE SA went with the child SA:\n%s", out)
+	}
+	if n := ping(t, tp.hostA, "203.0.113.20", 2, 56); n != 2 {
+		t.Fatalf("after the idle close: %d of 2", n)
+	}
+	if !strings.Contains(a.log.String(), "creating a child SA") || strings.Count(a.log.String(), "msg=initiating") != 1 {
+		t.Errorf("no child SA in the kept IKE SA:\n%s", a.log.String())
+	}
+}
+
 // A tunnel rekeys its child and IKE SAs on their lifetimes without losing
 // a packet of the traffic through it, closes when idle, and comes back
 // with the next packet.

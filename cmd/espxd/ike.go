@@ -57,6 +57,9 @@ type connConfig struct {
 	// without a packet either way; the trap policy stays and the next
 	// packet brings it back. Default 15m; "0s" keeps tunnels up.
 	Inactivity *duration `toml:"inactivity"`
+	// IdleKeepIKE closes only the child SA of an idle tunnel and keeps
+	// the IKE SA, so that the next packet needs just a CREATE_CHILD_SA.
+	IdleKeepIKE bool `toml:"idle-keep-ike"`
 	// Dead peer detection: after dpd-delay without an authenticated IKE
 	// message or an ESP packet from the peer, a liveness check goes out;
 	// if the peer answers none of its retransmissions, the IKE SA goes and
@@ -95,6 +98,7 @@ type connection struct {
 	rekeyBytes uint64
 	rekeyPkts  uint64
 	inactivity time.Duration
+	keepIKE    bool
 	dpd        time.Duration
 	dpdAction  string
 	closeAct   string
@@ -266,6 +270,7 @@ func (c *connConfig) convert(i int) (*connection, error) {
 		conn.ikeRekey = 4 * time.Hour
 	}
 	conn.dpd, conn.dpdAction = c.DPDDelay.Duration, c.DPDAction
+	conn.keepIKE = c.IdleKeepIKE
 	switch conn.dpdAction {
 	case "":
 		conn.dpdAction = "restart"
@@ -733,8 +738,12 @@ func (k *ike) closeIdle(ctx context.Context, dp *dataplane.Dataplane) {
 				if !up || c.inactivity <= 0 || now.Sub(last[c.reqid]) < c.inactivity {
 					continue
 				}
-				if err := k.d.DeleteIKESAOf(spi); err == nil {
-					k.log.Info("closing idle tunnel", "connection", c.peer.Name, "idle", now.Sub(last[c.reqid]).Round(time.Second))
+				del := k.d.DeleteIKESAOf
+				if c.keepIKE {
+					del = k.d.DeleteChild
+				}
+				if err := del(spi); err == nil {
+					k.log.Info("closing idle tunnel", "connection", c.peer.Name, "idle", now.Sub(last[c.reqid]).Round(time.Second), "keep-ike", c.keepIKE)
 					last[c.reqid] = now // once per inactivity period while it goes
 				}
 			}
