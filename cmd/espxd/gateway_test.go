@@ -1235,12 +1235,15 @@ secrets {
 		t.Errorf("espx does not encapsulate towards libipsec: %s", out)
 	}
 
-	// Rekeys by both sides while hostA pings hostB 20 times a second.
+	// Rekeys by both sides, child and IKE SA, while hostA pings hostB 20
+	// times a second.
 	done := make(chan int, 1)
-	go func() { done <- ping(t, tp.hostA, "203.0.113.20", 80, 56) }()
+	go func() { done <- ping(t, tp.hostA, "203.0.113.20", 100, 56) }()
 	time.Sleep(time.Second)
 	ch.Swanctl(t, "--rekey", "--child", "espx")
 	time.Sleep(1500 * time.Millisecond)
+	ch.Swanctl(t, "--rekey", "--ike", "espx")
+	time.Sleep(time.Second)
 	now := tp.sasOf(t, a)
 	if len(now) == 0 {
 		t.Fatal("no SAs after strongSwan's rekey")
@@ -1248,8 +1251,11 @@ secrets {
 	if out, err := exec.Command(tp.ctl, "-socket", a.socket, "rekey", strings.Fields(now[0])[1]).CombinedOutput(); err != nil {
 		t.Fatalf("espxctl rekey: %v %s", err, out)
 	}
-	if n := <-done; n != 80 {
-		t.Errorf("%d of 80 pings answered across a rekey by strongSwan and one by espx", n)
+	if n := <-done; n != 100 {
+		t.Errorf("%d of 100 pings answered across child rekeys by strongSwan and espx and an IKE rekey by strongSwan", n)
+	}
+	if !strings.Contains(a.log.String(), "IKE SA rekeyed by the peer") {
+		t.Error("strongSwan's IKE SA rekey did not happen")
 	}
 	if strings.Count(a.log.String(), "child SA installed\" spi") < 6 {
 		t.Errorf("not two rekeys at gwA:\n%s", a.log.String())
@@ -1279,6 +1285,11 @@ secrets {
 	waitFor(t, "espx noticing strongSwan's death", func() bool {
 		return strings.Contains(a.log.String(), "peer dead") && len(tp.sasOf(t, a)) == 0
 	})
+	// dpd-action clear: nothing is negotiated again on its own.
+	time.Sleep(time.Second)
+	if strings.Contains(a.log.String(), "dpd restart") {
+		t.Error("dpd-action clear restarted the tunnel")
+	}
 }
 
 // espx to espx over IKEv2 with ESN and AES-CBC with HMAC-SHA2, the 4096
