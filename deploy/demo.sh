@@ -127,6 +127,7 @@ ctl gwA ike
 say "SAs in the data plane (espxctl sas)"
 echo "gwA:"; ctl gwA sas
 echo "gwB:"; ctl gwB sas
+echo "gwA, espxctl -details sas:"; ctl gwA -details sas | sed 's/^/  /'
 
 say "gwA per-core counters (espxctl counters)"
 ctl gwA counters

@@ -31,8 +31,9 @@ var commands = map[string]int{"sas": 0, "counters": 0, "ike": 0, "initiate": 1, 
 func main() {
 	socket := flag.String("socket", "/run/espx/espxd.sock", "espxd's control socket")
 	asJSON := flag.Bool("json", false, "print the daemon's answer as JSON")
+	details := flag.Bool("details", false, "sas: every field of each SA; counters: zero drop reasons too")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: espxctl [-socket path] [-json] sas|counters|ike|initiate NAME|rekey SPI|delete SPI|reauth NAME|flush [NAME]")
+		fmt.Fprintln(os.Stderr, "usage: espxctl [-socket path] [-json] [-details] sas|counters|ike|initiate NAME|rekey SPI|delete SPI|reauth NAME|flush [NAME]")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -52,9 +53,13 @@ func main() {
 	}
 	switch flag.Arg(0) {
 	case "sas":
-		printSAs(resp.SAs)
+		if *details {
+			printSADetails(resp.SAs)
+		} else {
+			printSAs(resp.SAs)
+		}
 	case "counters":
-		printCounters(resp.Cores)
+		printCounters(resp.Cores, *details)
 	case "ike":
 		printIKE(resp.IKE)
 	default:
@@ -118,7 +123,41 @@ func printSAs(sas []api.SA) {
 	w.Flush()
 }
 
-func printCounters(cores []api.Core) {
+// printSADetails prints each SA with every field, as swanctl's
+// --list-sas with details; never keys, which the daemon does not give.
+func printSADetails(sas []api.SA) {
+	for _, s := range sas {
+		fmt.Printf("%s %s reqid %d %s\n", s.SPI, s.Dir, s.ReqID, s.Mode)
+		if s.Src != "" {
+			fmt.Printf("  outer %s -> %s", s.Src, s.Dst)
+			if s.Encap {
+				fmt.Printf(", ESP in UDP %d -> %d", s.SrcPort, s.DstPort)
+			}
+			fmt.Println()
+		}
+		fmt.Printf("  %s, esn %v", s.Transform, s.ESN)
+		if s.Dir == "in" {
+			fmt.Printf(", replay window %d", s.ReplayWindow)
+		}
+		fmt.Printf("\n  %d packets, %d bytes, sequence number %d, age %s, ", s.Packets, s.Bytes, s.Seq,
+			time.Duration(s.AgeSeconds)*time.Second)
+		if s.IdleSeconds < 0 {
+			fmt.Println("never used")
+		} else {
+			fmt.Printf("idle %s\n", time.Duration(s.IdleSeconds)*time.Second)
+		}
+		limit := func(name string, soft, hard uint64, unit string) {
+			if soft != 0 || hard != 0 {
+				fmt.Printf("  %s: soft %d%s, hard %d%s\n", name, soft, unit, hard, unit)
+			}
+		}
+		limit("time", uint64(s.SoftSeconds), uint64(s.HardSeconds), "s")
+		limit("bytes", s.SoftBytes, s.HardBytes, "")
+		limit("packets", s.SoftPackets, s.HardPackets, "")
+	}
+}
+
+func printCounters(cores []api.Core, all bool) {
 	names := map[string]bool{}
 	for _, c := range cores {
 		for k := range c.Counters {
@@ -145,7 +184,7 @@ func printCounters(cores []api.Core) {
 			row = append(row, fmt.Sprint(v))
 		}
 		// Drop reasons that never happened would bury the ones that did.
-		if !any && strings.HasPrefix(k, "drop_") {
+		if !any && !all && strings.HasPrefix(k, "drop_") {
 			continue
 		}
 		fmt.Fprintln(w, strings.Join(row, "\t")+"\t")

@@ -104,6 +104,12 @@ func listSAs(dp *dataplane.Dataplane) []api.SA {
 			Encap: i.Encap, ESN: i.ESN, Transform: transformName(i), ReplayWindow: i.ReplayWindow,
 			Packets: i.Packets, Bytes: i.Bytes, Seq: i.Seq,
 			AgeSeconds: int64(now.Sub(i.Added).Seconds()), IdleSeconds: -1,
+			SoftSeconds: int64(i.Lifetime.SoftAdd.Seconds()), HardSeconds: int64(i.Lifetime.HardAdd.Seconds()),
+			SoftBytes: i.Lifetime.SoftBytes, HardBytes: i.Lifetime.HardBytes,
+			SoftPackets: i.Lifetime.SoftPackets, HardPackets: i.Lifetime.HardPackets,
+		}
+		if i.Encap {
+			a.SrcPort, a.DstPort = i.SrcPort, i.DstPort
 		}
 		if i.Inbound {
 			a.Dir = "in"

@@ -36,6 +36,16 @@ type SA struct {
 	Seq          uint64 `json:"seq"`
 	AgeSeconds   int64  `json:"age_s"`
 	IdleSeconds  int64  `json:"idle_s"` // -1: never used
+	// Details: the UDP ports of an encapsulated SA, and the lifetime
+	// limits (0: none).
+	SrcPort     uint16 `json:"src_port,omitempty"`
+	DstPort     uint16 `json:"dst_port,omitempty"`
+	SoftSeconds int64  `json:"soft_s,omitempty"`
+	HardSeconds int64  `json:"hard_s,omitempty"`
+	SoftBytes   uint64 `json:"soft_bytes,omitempty"`
+	HardBytes   uint64 `json:"hard_bytes,omitempty"`
+	SoftPackets uint64 `json:"soft_packets,omitempty"`
+	HardPackets uint64 `json:"hard_packets,omitempty"`
 }
 
 // Core is one worker's counters by name.
