@@ -810,40 +810,42 @@ func (k *ike) command(cmd, arg string) (string, error) {
 	if k == nil {
 		return "", fmt.Errorf("no IKE connections configured")
 	}
+	conn := func() (*connection, error) {
+		for _, c := range k.conns {
+			if c.peer.Name == arg {
+				return c, nil
+			}
+		}
+		return nil, fmt.Errorf("no connection %q", arg)
+	}
+	child := func(act func(uint32) error, verb string) (string, error) {
+		spi, err := strconv.ParseUint(arg, 0, 32)
+		if err != nil {
+			return "", fmt.Errorf("%s: SPI %q: want a number like 0xc1a2b3c4", cmd, arg)
+		}
+		if err := act(uint32(spi)); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s child SA %#08x", verb, spi), nil
+	}
 	switch cmd {
 	case "initiate":
-		for _, c := range k.conns {
-			if c.peer.Name == arg {
-				k.initiate(c, "operator")
-				return "initiating " + arg, nil
-			}
+		c, err := conn()
+		if err != nil {
+			return "", err
 		}
-		return "", fmt.Errorf("no connection %q", arg)
+		k.initiate(c, "operator")
+		return "initiating " + arg, nil
 	case "rekey":
-		spi, err := strconv.ParseUint(arg, 0, 32)
-		if err != nil {
-			return "", fmt.Errorf("rekey: SPI %q: want a number like 0xc1a2b3c4", arg)
-		}
-		if err := k.d.RekeyChild(uint32(spi)); err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("rekeying child SA %#08x", spi), nil
+		return child(k.d.RekeyChild, "rekeying")
 	case "delete":
-		spi, err := strconv.ParseUint(arg, 0, 32)
+		return child(k.d.DeleteChild, "deleting")
+	case "reauth":
+		c, err := conn()
 		if err != nil {
-			return "", fmt.Errorf("delete: SPI %q: want a number like 0xc1a2b3c4", arg)
-		}
-		if err := k.d.DeleteChild(uint32(spi)); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("deleting child SA %#08x", spi), nil
-	case "reauth":
-		for _, c := range k.conns {
-			if c.peer.Name == arg {
-				return k.reauthenticate(c)
-			}
-		}
-		return "", fmt.Errorf("no connection %q", arg)
+		return k.reauthenticate(c)
 	case "flush":
 		n := 0
 		for _, i := range k.d.List() {
