@@ -1,6 +1,10 @@
 package dataplane
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/espx/espx/spd"
+)
 
 // cacheLine is the size of the padding that keeps one worker's counters
 // off another's cache lines.
@@ -26,8 +30,14 @@ type Counters struct {
 	// Acquires raised; trap hits while one was pending (suppressed);
 	// packets held for an SA and later sent; ICMP errors sent.
 	Acquires, AcquiresSuppressed, HeldSent, ICMPSent atomic.Uint64
-	// SPDLookups counts policy lookups.
-	SPDLookups atomic.Uint64
+	// SPDLookups counts policy lookups; of them, SPDHashedHits found
+	// their policy in the hash table and SPDListHits in the list of
+	// policies too short to hash. SPDListScans counts lookups that
+	// compared the packet with listed policies, SPDListEntries those
+	// comparisons: a configuration whose thresholds suit its policies keeps
+	// them low.
+	SPDLookups, SPDHashedHits, SPDListHits atomic.Uint64
+	SPDListScans, SPDListEntries           atomic.Uint64
 	// NeighHeld counts packets set aside to wait for a next hop's
 	// link-layer address; NeighResumed those that then went on (sent, or
 	// dropped as no_neighbour after waiting too long).
@@ -51,6 +61,7 @@ type pending struct {
 	drops                                              [numDrops]uint64
 	rxPackets, rxBytes, txPackets, txBytes             [2]uint64
 	acquires, suppressed, heldSent, icmp, spd          uint64
+	spdStats                                           spd.LookupStats
 	neighHeld, neighResumed, fragments                 uint64
 }
 
@@ -90,6 +101,10 @@ func (p *pending) publish(c *Counters) {
 		add(&c.HeldSent, p.heldSent)
 		add(&c.ICMPSent, p.icmp)
 		add(&c.SPDLookups, p.spd)
+		add(&c.SPDHashedHits, p.spdStats.Hashed)
+		add(&c.SPDListHits, p.spdStats.Listed)
+		add(&c.SPDListScans, p.spdStats.ListScans)
+		add(&c.SPDListEntries, p.spdStats.ListEntries)
 	}
 	*p = pending{}
 }
@@ -108,7 +123,8 @@ type CounterSnapshot struct {
 	Drops                                              [numDrops]uint64
 	RxPackets, RxBytes, TxPackets, TxBytes             [2]uint64
 	Acquires, AcquiresSuppressed, HeldSent, ICMPSent   uint64
-	SPDLookups                                         uint64
+	SPDLookups, SPDHashedHits, SPDListHits             uint64
+	SPDListScans, SPDListEntries                       uint64
 	NeighHeld, NeighResumed, Fragments                 uint64
 }
 
@@ -130,6 +146,8 @@ func (c *Counters) Snapshot() CounterSnapshot {
 	}
 	s.Acquires, s.AcquiresSuppressed = c.Acquires.Load(), c.AcquiresSuppressed.Load()
 	s.HeldSent, s.ICMPSent, s.SPDLookups = c.HeldSent.Load(), c.ICMPSent.Load(), c.SPDLookups.Load()
+	s.SPDHashedHits, s.SPDListHits = c.SPDHashedHits.Load(), c.SPDListHits.Load()
+	s.SPDListScans, s.SPDListEntries = c.SPDListScans.Load(), c.SPDListEntries.Load()
 	s.NeighHeld, s.NeighResumed, s.Fragments = c.NeighHeld.Load(), c.NeighResumed.Load(), c.Fragments.Load()
 	return s
 }

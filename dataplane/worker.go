@@ -306,7 +306,7 @@ func (w *Worker) outbound(descs []afxdp.Desc) {
 			w.dropFrame(i, d)
 		}
 	}
-	w.dp.SPD.LookupBatch(spd.DirOut, w.keys[:n], w.ents[:n])
+	w.dp.SPD.LookupBatchStats(spd.DirOut, w.keys[:n], w.ents[:n], &w.eng.n.spdStats)
 	w.eng.n.spd += uint64(n)
 
 	m := 0 // frames to encapsulate
@@ -483,7 +483,7 @@ func (w *Worker) inbound(descs []afxdp.Desc) {
 		w.idx[k] = i
 		k++
 	}
-	w.dp.SPD.LookupBatch(spd.DirFwd, w.cKeys[:k], w.cEnts[:k])
+	w.dp.SPD.LookupBatchStats(spd.DirFwd, w.cKeys[:k], w.cEnts[:k], &w.eng.n.spdStats)
 	w.eng.n.spd += uint64(k)
 	for j := range k {
 		i := w.idx[j]

@@ -641,3 +641,30 @@ func TestWorkerFragmentsBeforeEncap(t *testing.T) {
 	checkBalance(t, p.a)
 	checkBalance(t, p.b)
 }
+
+// The per-core SPD counters tell hashed answers from listed ones: with
+// IPv4 thresholds of /16 the /24 policies are hashed, and with IPv6's
+// default of /128 the /48 ones are listed.
+func TestWorkerSPDCounters(t *testing.T) {
+	th := spd.DefaultThresholds()
+	th.V4Local, th.V4Remote = 16, 16
+	p := newTestPair(t, Config{Thresholds: th}, false, false)
+	var pkts [][]byte
+	for i := range 7 {
+		pkts = append(pkts, udpPacket(netip.MustParseAddr("198.51.100.10"), netip.MustParseAddr("203.0.113.20"), 10+i, 0))
+	}
+	for i := range 3 {
+		pkts = append(pkts, udpPacket(netip.MustParseAddr("2001:db8:1::10"), netip.MustParseAddr("2001:db8:2::20"), 10+i, 0))
+	}
+	if got, _ := p.aToB(t, pkts...); len(got) != len(pkts) {
+		t.Fatalf("%d delivered, want %d", len(got), len(pkts))
+	}
+	// gwA looked the packets up outbound, gwB inbound after decryption.
+	for _, g := range []*testGW{p.a, p.b} {
+		s := g.w.C.Snapshot()
+		if s.SPDLookups != 10 || s.SPDHashedHits != 7 || s.SPDListHits != 3 || s.SPDListScans != 3 || s.SPDListEntries != 3 {
+			t.Errorf("lookups %d, hashed %d, listed %d, list scans %d, list entries %d; want 10, 7, 3, 3, 3",
+				s.SPDLookups, s.SPDHashedHits, s.SPDListHits, s.SPDListScans, s.SPDListEntries)
+		}
+	}
+}

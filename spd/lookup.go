@@ -57,8 +57,29 @@ var noBucket atomic.Pointer[Entry]
 // step first, so that the misses of a chunk's keys overlap. Each answer is
 // the database's answer at an instant during the call, as with Lookup.
 func (db *DB) LookupBatch(dir Dir, keys []Key, out []*Entry) int {
+	return db.LookupBatchStats(dir, keys, out, nil)
+}
+
+// LookupStats counts where the lookups of LookupBatchStats found their
+// answers, for a data plane's per-core counters: the hash table, the
+// unhashed list, or neither (the rest of the lookups).
+type LookupStats struct {
+	// Hashed and Listed count answers found in the hash table and in the
+	// list.
+	Hashed, Listed uint64
+	// ListScans counts lookups that compared the packet with at least one
+	// listed policy; ListEntries counts those comparisons. A
+	// configuration that keeps its policies hashed has both at 0.
+	ListScans, ListEntries uint64
+}
+
+// LookupBatchStats is LookupBatch, adding to st (when not nil) where the
+// answers came from. A chunk of keys that met a concurrent change and was
+// looked up again is counted as first read.
+func (db *DB) LookupBatchStats(dir Dir, keys []Key, out []*Entry, st *LookupStats) int {
 	n := min(len(keys), len(out))
 	var c batch
+	c.st = st
 	for base := 0; base < n; base += lookupChunk {
 		ks := keys[base:min(base+lookupChunk, n)]
 		db.lookupChunk(dir, ks, out[base:base+len(ks)], &c)
@@ -77,6 +98,8 @@ type batch struct {
 	// lines are addresses to prefetch: an entry's first and last bytes
 	// are on its two cache lines.
 	lines [2 * lookupChunk]unsafe.Pointer
+	// st is where to count, or nil.
+	st *LookupStats
 }
 
 // lookupChunk looks up keys, at most lookupChunk of them, into out.
@@ -129,6 +152,7 @@ func (db *DB) lookupChunk(dir Dir, keys []Key, out []*Entry, c *batch) {
 	}
 	prefetch(c.lines[:m])
 	// Step 4: the rest of the chains, and the lists.
+	var found, listed, scans, scanned int
 	for i := range keys {
 		if !c.valid[i] {
 			continue
@@ -136,7 +160,19 @@ func (db *DB) lookupChunk(dir Dir, keys []Key, out []*Entry, c *batch) {
 		if c.cand[i] != nil {
 			out[i] = firstMatch(c.cand[i], &c.qs[i])
 		}
-		out[i] = s.listedBest(&c.qs[i], out[i])
+		hashed := out[i]
+		var k int
+		out[i], k = s.listedBest(&c.qs[i], hashed)
+		found += btoi(out[i] != nil)
+		listed += btoi(out[i] != hashed)
+		scans += btoi(k != 0)
+		scanned += k
+	}
+	if st := c.st; st != nil {
+		st.Hashed += uint64(found - listed)
+		st.Listed += uint64(listed)
+		st.ListScans += uint64(scans)
+		st.ListEntries += uint64(scanned)
 	}
 	if db.ver.Load() != v {
 		// A change was published while the chunk was read: answer
@@ -166,7 +202,8 @@ func (s *state) bucketOfQuery(q *query) uint64 {
 // them. A listed entry can beat it only by coming before it in the same
 // order.
 func (s *state) lookup(q *query) *Entry {
-	return s.listedBest(q, firstMatch(s.buckets[s.bucketOfQuery(q)].Load(), q))
+	e, _ := s.listedBest(q, firstMatch(s.buckets[s.bucketOfQuery(q)].Load(), q))
+	return e
 }
 
 // firstMatch is the first entry for q in the chain that starts at e.
@@ -183,12 +220,13 @@ func firstMatch(e *Entry, q *query) *Entry {
 // one of the largest priority: no entry is inserted 2^64-1st.
 var unbeatable = entryData{prio: ^uint32(0), seq: ^uint64(0)}
 
-// listedBest is the best of best and the listed entries for q. The scan
-// stops at the first entry that does not come before best.
-func (s *state) listedBest(q *query, best *Entry) *Entry {
+// listedBest is the best of best and the listed entries for q, and how
+// many listed entries it compared with q. The scan stops at the first
+// entry that does not come before best.
+func (s *state) listedBest(q *query, best *Entry) (*Entry, int) {
 	l := s.lists[q.tag].Load()
 	if l == nil {
-		return best
+		return best, 0
 	}
 	bound := &unbeatable
 	if best != nil {
@@ -198,11 +236,11 @@ func (s *state) listedBest(q *query, best *Entry) *Entry {
 	for i := range list {
 		e := &list[i]
 		if !e.d.before(bound) {
-			break
+			return best, i
 		}
 		if e.d.matches(q) {
-			return e
+			return e, i + 1
 		}
 	}
-	return best
+	return best, len(list)
 }

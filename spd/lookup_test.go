@@ -50,3 +50,64 @@ func TestLookupBatchAsLookup(t *testing.T) {
 		t.Fatalf("LookupBatch of %d keys into %d: %d", len(keys), len(out), got)
 	}
 }
+
+// LookupBatchStats counts each answer where it was found, and each scan of
+// the list with the entries it compared.
+func TestLookupBatchStats(t *testing.T) {
+	db := newDB(t, Thresholds{V4Local: 16, V4Remote: 16, V6Local: 64, V6Remote: 64})
+	var first ID
+	for i := range 200 {
+		id := mustInsert(t, db, pairPolicy(i)) // /24 to /24, priority 100: hashed
+		if i == 0 {
+			first = id
+		}
+	}
+	// Listed: one before every hashed policy that no packet here matches,
+	// one after them that every packet matches.
+	never := mustInsert(t, db, xfrm(t, "dir out src 192.0.2.0/24 dst 0.0.0.0/0 priority 50 action block"))
+	catchAll := mustInsert(t, db, xfrm(t, "dir out src 0.0.0.0/0 dst 0.0.0.0/0 priority 200 action allow"))
+	if isHashed(t, db, never) || isHashed(t, db, catchAll) || !isHashed(t, db, first) {
+		t.Fatal("policies not where the test means them to be")
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	keys := make([]Key, 2*lookupChunk+9)
+	var want LookupStats
+	for i := range keys {
+		switch rng.IntN(4) {
+		case 0: // no addresses: no lookup at all
+			keys[i] = Key{}
+		case 1: // no hashed policy: both listed compared, the second answers
+			keys[i] = pairKey(300+rng.IntN(50), rng.IntN(1000))
+			want.Listed++
+			want.ListScans++
+			want.ListEntries += 2
+		default: // a hashed policy answers after the first listed one
+			keys[i] = pairKey(rng.IntN(200), rng.IntN(1000))
+			want.Hashed++
+			want.ListScans++
+			want.ListEntries++
+		}
+	}
+	out := make([]*Entry, len(keys))
+	var got LookupStats
+	db.LookupBatchStats(DirOut, keys, out, &got)
+	if got != want {
+		t.Errorf("stats %+v, want %+v", got, want)
+	}
+	for i := range keys {
+		if e := db.Lookup(DirOut, &keys[i]); out[i] != e {
+			t.Fatalf("key %d: LookupBatchStats %v, Lookup %v", i, out[i], e)
+		}
+	}
+	// Counts add up over calls; nil counts nothing and answers the same.
+	db.LookupBatchStats(DirOut, keys, out, &got)
+	if got.Hashed != 2*want.Hashed || got.ListEntries != 2*want.ListEntries {
+		t.Errorf("stats after two calls %+v, want twice %+v", got, want)
+	}
+	if raceEnabled {
+		return
+	}
+	if n := testing.AllocsPerRun(100, func() { db.LookupBatchStats(DirOut, keys, out, &got) }); n != 0 {
+		t.Errorf("LookupBatchStats: %v allocations", n)
+	}
+}

@@ -164,6 +164,8 @@ func counters(dp *dataplane.Dataplane) []api.Core {
 			"decrypted_packets": s.DecapPackets, "decrypted_bytes": s.DecapBytes,
 			"acquires": s.Acquires, "acquires_suppressed": s.AcquiresSuppressed,
 			"held_sent": s.HeldSent, "icmp_sent": s.ICMPSent, "spd_lookups": s.SPDLookups,
+			"spd_hashed_hits": s.SPDHashedHits, "spd_list_hits": s.SPDListHits,
+			"spd_list_scans": s.SPDListScans, "spd_list_entries": s.SPDListEntries,
 			"neigh_held": s.NeighHeld, "neigh_resumed": s.NeighResumed, "fragments": s.Fragments,
 		}
 		for _, d := range dataplane.Drops() {

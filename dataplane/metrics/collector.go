@@ -105,6 +105,12 @@ var (
 		"ICMP and ICMPv6 errors sent (time exceeded, fragmentation needed, packet too big).", "core")
 	spdLookupsDesc = newDesc("dataplane", "spd_lookups_total",
 		"Security policy database lookups.", "core")
+	spdMatchesDesc = newDesc("dataplane", "spd_matches_total",
+		"Security policy database lookups that found a policy, by where: the hash table or the list of policies too short to hash.", "core", "table")
+	spdListScansDesc = newDesc("dataplane", "spd_list_scans_total",
+		"Security policy database lookups that compared the packet with listed (unhashed) policies.", "core")
+	spdListEntriesDesc = newDesc("dataplane", "spd_list_entries_compared_total",
+		"Listed (unhashed) policies compared with packets by security policy database lookups.", "core")
 )
 
 // Data plane wide descriptions.
@@ -129,6 +135,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		rxPacketsDesc, rxBytesDesc, txPacketsDesc, txBytesDesc,
 		encPacketsDesc, encBytesDesc, decPacketsDesc, decBytesDesc,
 		dropsDesc, acquiresDesc, suppressedDesc, heldSentDesc, neighHeldDesc, neighResumedDesc, fragmentsDesc, icmpDesc, spdLookupsDesc,
+		spdMatchesDesc, spdListScansDesc, spdListEntriesDesc,
 		eventsDroppedDesc, pendingAcquiresDesc, policiesDesc, hashedDesc, bucketsDesc, sasDesc,
 	} {
 		ch <- d
@@ -187,4 +194,8 @@ func (c *Collector) collectCore(ch chan<- prometheus.Metric, core string, s data
 	counter(fragmentsDesc, s.Fragments, core)
 	counter(icmpDesc, s.ICMPSent, core)
 	counter(spdLookupsDesc, s.SPDLookups, core)
+	counter(spdMatchesDesc, s.SPDHashedHits, core, "hash")
+	counter(spdMatchesDesc, s.SPDListHits, core, "list")
+	counter(spdListScansDesc, s.SPDListScans, core)
+	counter(spdListEntriesDesc, s.SPDListEntries, core)
 }

@@ -200,6 +200,21 @@ func TestCollectorTraffic(t *testing.T) {
 	if got := gb[`espx_dataplane_spd_lookups_total{core="0"}`]; got != float64(s.SPDLookups) {
 		t.Errorf("spd lookups %v, counters say %d", got, s.SPDLookups)
 	}
+	// The fake gateways keep the default thresholds, so their /24 policies
+	// are listed: every decrypted packet's lookup scanned the list.
+	for name, want := range map[string]uint64{
+		`espx_dataplane_spd_matches_total{core="0",table="list"}`:  s.SPDListHits,
+		`espx_dataplane_spd_matches_total{core="0",table="hash"}`:  s.SPDHashedHits,
+		`espx_dataplane_spd_list_scans_total{core="0"}`:            s.SPDListScans,
+		`espx_dataplane_spd_list_entries_compared_total{core="0"}`: s.SPDListEntries,
+	} {
+		if got := gb[name]; got != float64(want) {
+			t.Errorf("%s %v, counters say %d", name, got, want)
+		}
+	}
+	if s.SPDListHits != n || s.SPDHashedHits != 0 || s.SPDListScans < n {
+		t.Errorf("spd list hits %d, hashed %d, list scans %d; want %v, 0, >= %v", s.SPDListHits, s.SPDHashedHits, s.SPDListScans, n, n)
+	}
 }
 
 // TestCollectorExposition checks a few series as Prometheus reads them,

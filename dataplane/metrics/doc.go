@@ -32,6 +32,9 @@
 //	espx_dataplane_fragments_made_total{core}
 //	espx_dataplane_icmp_errors_sent_total{core}
 //	espx_dataplane_spd_lookups_total{core}
+//	espx_dataplane_spd_matches_total{core,table}         table: hash, list
+//	espx_dataplane_spd_list_scans_total{core}            lookups that scanned the list
+//	espx_dataplane_spd_list_entries_compared_total{core}
 //	espx_dataplane_events_dropped_total
 //	espx_dataplane_pending_acquires                      gauge
 //	espx_dataplane_spd_policies{direction}               gauge: in, out, fwd
