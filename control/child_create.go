@@ -56,12 +56,19 @@ func (sa *IKESA) processCreateChild(raw []byte) {
 			return
 		}
 	}
-	chosen, ok := SelectProposal(sa.cfg.ESP, p.sa.Proposals)
-	if !ok || len(chosen.SPI) != 4 {
-		sa.d.Stats.NoProposal.Add(1)
-		refuse(NO_PROPOSAL_CHOSEN, nil)
+	// A rekey keeps its child SA's configuration; a new child SA gets the
+	// configuration for this peer that fits its selectors.
+	cfgs := sa.childConfigs()
+	if rekeyOf != nil {
+		cfgs = []*PeerConfig{rekeyOf.cfg}
+	}
+	ch, n := chooseChild(cfgs, p.sa.Proposals, p.tsi.Selectors, p.tsr.Selectors, false)
+	if n != 0 {
+		sa.countRefusal(n)
+		refuse(n, nil)
 		return
 	}
+	chosen, tsi, tsr := ch.prop, ch.tsi, ch.tsr
 	// With PFS the chosen proposal names a key exchange method, and the
 	// request must carry a KE payload of that method.
 	var keID crypto.KEID
@@ -93,19 +100,13 @@ func (sa *IKESA) processCreateChild(raw []byte) {
 		refuse(INVALID_SYNTAX, nil)
 		return
 	}
-	tsi, tsr := narrow(p.tsi.Selectors, sa.cfg.RemoteTS), narrow(p.tsr.Selectors, sa.cfg.LocalTS)
-	if len(tsi) == 0 || len(tsr) == 0 {
-		sa.d.Stats.TSUnacceptable.Add(1)
-		refuse(TS_UNACCEPTABLE, nil)
-		return
-	}
 	spi, err := sa.d.inst.AllocSPI()
 	if err != nil {
 		refuse(TEMPORARY_FAILURE, nil)
 		return
 	}
 	nr := newNonce()
-	c := &child{prop: chosen, inSPI: spi, outSPI: binary.BigEndian.Uint32(chosen.SPI), lts: tsr, rts: tsi}
+	c := &child{cfg: ch.cfg, prop: chosen, inSPI: spi, outSPI: binary.BigEndian.Uint32(chosen.SPI), lts: tsr, rts: tsi}
 	err = sa.installChild(c, gir, p.nonce.Data, nr, false)
 	clear(gir)
 	if err != nil {

@@ -74,8 +74,39 @@ func (sa *IKESA) Children() int {
 	return len(sa.children)
 }
 
-// startChildRekey rekeys old, or with old nil creates a new child SA.
+// CreateChildFor negotiates a new child SA on this IKE SA, which must be
+// established, for the connection name: another configuration for the
+// same peer (addresses, identities, key) whose traffic selectors and
+// proposals it uses, as the children of one swanctl.conf connection
+// share their IKE SA.
+func (sa *IKESA) CreateChildFor(name string) error {
+	sa.mu.Lock()
+	defer sa.mu.Unlock()
+	if sa.state != stateEstablished {
+		return fmt.Errorf("%w %q: IKE SA not established", ErrNoPeer, sa.cfg.Name)
+	}
+	for _, cfg := range sa.childConfigs() {
+		if cfg.Name == name {
+			sa.enqueue(func() { sa.startChild(cfg, nil) })
+			return nil
+		}
+	}
+	return fmt.Errorf("%w %q for the peer of IKE SA %q", ErrNoPeer, name, sa.cfg.Name)
+}
+
+// startChildRekey rekeys old, or with old nil creates a new child SA of
+// the IKE SA's own connection.
 func (sa *IKESA) startChildRekey(old *child) {
+	cfg := sa.cfg
+	if old != nil {
+		cfg = old.cfg
+	}
+	sa.startChild(cfg, old)
+}
+
+// startChild rekeys old, or with old nil creates a new child SA of the
+// connection cfg.
+func (sa *IKESA) startChild(cfg *PeerConfig, old *child) {
 	if old != nil && sa.childBySPI(old.inSPI) != old {
 		return // deleted meanwhile
 	}
@@ -85,9 +116,9 @@ func (sa *IKESA) startChildRekey(old *child) {
 		return
 	}
 	ni := newNonce()
-	props := make([]Proposal, len(sa.cfg.ESP))
+	props := make([]Proposal, len(cfg.ESP))
 	var ke crypto.KeyExchange
-	for i, p := range sa.cfg.ESP {
+	for i, p := range cfg.ESP {
 		p.SPI = spiBytes(spi)
 		props[i] = p
 		for _, t := range p.Transforms {
@@ -97,7 +128,7 @@ func (sa *IKESA) startChildRekey(old *child) {
 		}
 	}
 	var inner []Payload
-	lts, rts := sa.cfg.LocalTS, sa.cfg.RemoteTS
+	lts, rts := cfg.LocalTS, cfg.RemoteTS
 	if old != nil {
 		inner = append(inner, &Notify{Protocol: ProtoESP, SPI: spiBytes(old.inSPI), NotifyType: REKEY_SA})
 		lts, rts = old.lts, old.rts
@@ -116,10 +147,10 @@ func (sa *IKESA) startChildRekey(old *child) {
 	if old != nil {
 		old.rekeying = true
 	}
-	sa.sendRequest(b, id, CREATE_CHILD_SA, func(raw []byte) { sa.childRekeyResponse(raw, old, spi, ni, ke) })
+	sa.sendRequest(b, id, CREATE_CHILD_SA, func(raw []byte) { sa.childRekeyResponse(raw, cfg, old, spi, ni, ke) })
 }
 
-func (sa *IKESA) childRekeyResponse(raw []byte, old *child, spi uint32, ni []byte, ke crypto.KeyExchange) {
+func (sa *IKESA) childRekeyResponse(raw []byte, cfg *PeerConfig, old *child, spi uint32, ni []byte, ke crypto.KeyExchange) {
 	ps, ok := sa.open(raw)
 	if !ok {
 		return
@@ -142,7 +173,7 @@ func (sa *IKESA) childRekeyResponse(raw []byte, old *child, spi uint32, ni []byt
 		return
 	}
 	chosen := p.sa.Proposals[0]
-	if !offered(sa.cfg.ESP, chosen) || len(chosen.SPI) != 4 || len(p.nonce.Data) < sa.prf.MinNonceLen() {
+	if !offered(cfg.ESP, chosen) || len(chosen.SPI) != 4 || len(p.nonce.Data) < sa.prf.MinNonceLen() {
 		abandon("answer does not fit our request")
 		return
 	}
@@ -157,11 +188,11 @@ func (sa *IKESA) childRekeyResponse(raw []byte, old *child, spi uint32, ni []byt
 			return
 		}
 	}
-	if !within(p.tsi.Selectors, sa.cfg.LocalTS) || !within(p.tsr.Selectors, sa.cfg.RemoteTS) {
+	if !within(p.tsi.Selectors, cfg.LocalTS) || !within(p.tsr.Selectors, cfg.RemoteTS) {
 		abandon("widened traffic selectors")
 		return
 	}
-	c := &child{prop: chosen, inSPI: spi, outSPI: binary.BigEndian.Uint32(chosen.SPI), lts: p.tsi.Selectors, rts: p.tsr.Selectors}
+	c := &child{cfg: cfg, prop: chosen, inSPI: spi, outSPI: binary.BigEndian.Uint32(chosen.SPI), lts: p.tsi.Selectors, rts: p.tsr.Selectors}
 	err = sa.installChild(c, gir, ni, p.nonce.Data, true)
 	clear(gir)
 	if err != nil {

@@ -105,6 +105,16 @@ func (sa *IKESA) processAuthRequest(raw []byte, from, to netip.AddrPort) {
 		sa.lastResp = b
 		sa.send(b)
 	}
+	if !sameID(p.idi, sa.cfg.RemoteID) {
+		// Another connection from the same address may be this
+		// initiator's: the identity picks it, as in strongSwan.
+		for _, c := range sa.d.peers {
+			if sameID(p.idi, c.RemoteID) && c.Local.Addr() == sa.cfg.Local.Addr() && c.Remote.Addr() == sa.cfg.Remote.Addr() {
+				sa.cfg = c
+				break
+			}
+		}
+	}
 	if !sameID(p.idi, sa.cfg.RemoteID) || p.auth.Method != AuthPSK || !hmac.Equal(p.auth.Data, sa.pskAuth(true, p.idi)) {
 		sa.d.Stats.AuthFailed.Add(1)
 		respond([]Payload{&Notify{NotifyType: AUTHENTICATION_FAILED}})
@@ -130,25 +140,20 @@ func (sa *IKESA) processAuthRequest(raw []byte, from, to netip.AddrPort) {
 		childErr(NO_PROPOSAL_CHOSEN)
 		return
 	}
-	chosen, ok := SelectProposal(withoutKE(sa.cfg.ESP), withoutKE(p.sa.Proposals))
-	if !ok || len(chosen.SPI) != 4 {
-		sa.d.Stats.NoProposal.Add(1)
-		childErr(NO_PROPOSAL_CHOSEN)
-		return
-	}
 	// TSi are the initiator's side: our remote selectors.
-	tsi, tsr := narrow(p.tsi.Selectors, sa.cfg.RemoteTS), narrow(p.tsr.Selectors, sa.cfg.LocalTS)
-	if len(tsi) == 0 || len(tsr) == 0 {
-		sa.d.Stats.TSUnacceptable.Add(1)
-		childErr(TS_UNACCEPTABLE)
+	ch, refuse := chooseChild(sa.childConfigs(), p.sa.Proposals, p.tsi.Selectors, p.tsr.Selectors, true)
+	if refuse != 0 {
+		sa.countRefusal(refuse)
+		childErr(refuse)
 		return
 	}
+	chosen, tsi, tsr := ch.prop, ch.tsi, ch.tsr
 	spi, err := sa.d.inst.AllocSPI()
 	if err != nil {
 		childErr(TEMPORARY_FAILURE)
 		return
 	}
-	c := &child{prop: chosen, inSPI: spi, outSPI: binary.BigEndian.Uint32(chosen.SPI), lts: tsr, rts: tsi}
+	c := &child{cfg: ch.cfg, prop: chosen, inSPI: spi, outSPI: binary.BigEndian.Uint32(chosen.SPI), lts: tsr, rts: tsi}
 	if err := sa.installChild(c, nil, sa.ni, sa.nr, false); err != nil {
 		childErr(TEMPORARY_FAILURE)
 		return
@@ -211,7 +216,7 @@ func (sa *IKESA) processAuthResponse(raw []byte) {
 		sa.fail(fmt.Errorf("%w: responder widened the traffic selectors", ErrProtocol))
 		return
 	}
-	c := &child{prop: chosen, inSPI: sa.pendingInSPI, outSPI: binary.BigEndian.Uint32(chosen.SPI), lts: p.tsi.Selectors, rts: p.tsr.Selectors}
+	c := &child{cfg: sa.cfg, prop: chosen, inSPI: sa.pendingInSPI, outSPI: binary.BigEndian.Uint32(chosen.SPI), lts: p.tsi.Selectors, rts: p.tsr.Selectors}
 	if err := sa.installChild(c, nil, sa.ni, sa.nr, true); err != nil {
 		sa.fail(err)
 		return
@@ -238,9 +243,9 @@ func (sa *IKESA) installChild(c *child, gir, ni, nr []byte, weInitiated bool) er
 	}
 	defer keys.Wipe()
 	in, out := keys.InOut(weInitiated)
-	base := ChildSA{ESN: esn, Local: sa.local, Remote: sa.remote, Encap: sa.behindNAT(), LocalTS: c.lts, RemoteTS: c.rts}
+	base := ChildSA{Conn: c.cfg.Name, ESN: esn, Local: sa.local, Remote: sa.remote, Encap: sa.behindNAT(), LocalTS: c.lts, RemoteTS: c.rts}
 	inSA, outSA := base, base
-	inSA.Inbound, inSA.SPI, inSA.Transform, inSA.ReplayWindow = true, c.inSPI, in, sa.cfg.replayWindow()
+	inSA.Inbound, inSA.SPI, inSA.Transform, inSA.ReplayWindow = true, c.inSPI, in, c.cfg.replayWindow()
 	outSA.SPI, outSA.Transform = c.outSPI, out
 	inSA.Transform.EncrKey = append([]byte(nil), in.EncrKey...)
 	inSA.Transform.IntegKey = append([]byte(nil), in.IntegKey...)
@@ -254,7 +259,7 @@ func (sa *IKESA) installChild(c *child, gir, ni, nr []byte, weInitiated bool) er
 		return err
 	}
 	sa.children = append(sa.children, c)
-	sa.d.log.Info("child SA installed", "peer", sa.cfg.Name, "esp", c.prop.String(),
+	sa.d.log.Info("child SA installed", "peer", sa.cfg.Name, "conn", c.cfg.Name, "esp", c.prop.String(),
 		"spi_in", fmt.Sprintf("%08x", c.inSPI), "spi_out", fmt.Sprintf("%08x", c.outSPI))
 	return nil
 }
@@ -270,4 +275,14 @@ func withoutKE(ps []Proposal) []Proposal {
 		out[i] = p
 	}
 	return out
+}
+
+// countRefusal counts a child SA refused with n.
+func (sa *IKESA) countRefusal(n NotifyType) {
+	switch n {
+	case NO_PROPOSAL_CHOSEN:
+		sa.d.Stats.NoProposal.Add(1)
+	case TS_UNACCEPTABLE:
+		sa.d.Stats.TSUnacceptable.Add(1)
+	}
 }

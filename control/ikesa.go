@@ -162,6 +162,9 @@ func (sa *IKESA) established() {
 
 // child is one child SA: both directions.
 type child struct {
+	// cfg is the configuration the child SA was negotiated under: its
+	// selectors and proposals, which its rekeys keep.
+	cfg           *PeerConfig
 	prop          Proposal
 	inSPI, outSPI uint32
 	lts, rts      []TrafficSelector

@@ -1,6 +1,9 @@
 package control
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"slices"
+)
 
 // INFORMATIONAL (RFC 7296 section 1.4): as responder, answer liveness
 // checks and delete what the peer deletes. Sending our own deletes and
@@ -15,7 +18,9 @@ func (sa *IKESA) processInformational(raw []byte) {
 	id := sa.peerID
 	sa.peerID++
 	var answer []Payload
-	deleteIKE, closed := false, false
+	deleteIKE := false
+	// closed are the connections whose tunnels the peer closes.
+	var closed, deleted []*PeerConfig
 	for _, p := range ps {
 		del, ok := p.(*Delete)
 		if !ok {
@@ -32,13 +37,11 @@ func (sa *IKESA) processInformational(raw []byte) {
 				if c := sa.childByOutSPI(spi); c != nil {
 					ours = append(ours, c.inSPI)
 					sa.deleteChild(c)
+					deleted = append(deleted, c.cfg)
 				}
 			}
 			if len(ours) > 0 {
 				answer = append(answer, &Delete{Protocol: ProtoESP, SPIs: ours})
-				// The peer deleted the last child SA: it closed the tunnel,
-				// rather than finishing a rekey (which leaves the new one).
-				closed = closed || len(sa.children) == 0
 			}
 		}
 	}
@@ -49,14 +52,27 @@ func (sa *IKESA) processInformational(raw []byte) {
 	}
 	sa.lastResp = b
 	sa.send(b)
+	// A connection none of whose child SAs is left is closed, rather
+	// than rekeyed (a rekey leaves the new child SA).
+	for _, cfg := range deleted {
+		if !slices.Contains(closed, cfg) && !slices.ContainsFunc(sa.children, func(c *child) bool { return c.cfg == cfg }) {
+			closed = append(closed, cfg)
+		}
+	}
 	if deleteIKE {
 		// An IKE SA the peer rekeyed has handed its children on already;
-		// one that still has them is a tunnel the peer closes.
-		closed = closed || len(sa.children) > 0
+		// one that still has them closes their tunnels.
+		for _, c := range sa.children {
+			if !slices.Contains(closed, c.cfg) {
+				closed = append(closed, c.cfg)
+			}
+		}
 		sa.closeIKE()
 	}
-	if closed && sa.d.onPeerClose != nil {
-		sa.d.onPeerClose(sa.cfg.Name)
+	if sa.d.onPeerClose != nil {
+		for _, cfg := range closed {
+			sa.d.onPeerClose(cfg.Name)
+		}
 	}
 }
 

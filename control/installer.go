@@ -21,6 +21,10 @@ type Installer interface {
 // ChildSA is one direction of a negotiated child SA as the data plane needs
 // it.
 type ChildSA struct {
+	// Conn names the configuration (PeerConfig.Name) the child SA was
+	// negotiated under: with several connections to one peer, the one
+	// whose selectors it fits.
+	Conn    string
 	Inbound bool
 	SPI     uint32
 	// Transform holds the keys; it never prints them.

@@ -27,6 +27,9 @@ type IKESAInfo struct {
 
 // ChildInfo describes a child SA of an IKE SA.
 type ChildInfo struct {
+	// Name is the connection the child SA belongs to, which may not be
+	// the IKE SA's when a peer has several.
+	Name              string
 	InSPI, OutSPI     uint32
 	Proposal          string
 	LocalTS, RemoteTS []string
@@ -48,7 +51,7 @@ func (d *Daemon) List() []IKESAInfo {
 		}
 		for _, c := range sa.children {
 			i.Children = append(i.Children, ChildInfo{
-				InSPI: c.inSPI, OutSPI: c.outSPI, Proposal: c.prop.String(),
+				Name: c.cfg.Name, InSPI: c.inSPI, OutSPI: c.outSPI, Proposal: c.prop.String(),
 				LocalTS: tsStrings(c.lts), RemoteTS: tsStrings(c.rts),
 			})
 		}

@@ -90,8 +90,8 @@ func printIKE(sas []api.IKESA) {
 			if c.IdleSeconds >= 0 {
 				idle = "idle " + (time.Duration(c.IdleSeconds) * time.Second).String()
 			}
-			fmt.Printf("  child %s/%s %s, age %s, %s\n    in  %d packets, %d bytes\n    out %d packets, %d bytes\n    %s === %s\n",
-				c.InSPI, c.OutSPI, c.Proposal, time.Duration(c.AgeSeconds)*time.Second, idle,
+			fmt.Printf("  child %s %s/%s %s, age %s, %s\n    in  %d packets, %d bytes\n    out %d packets, %d bytes\n    %s === %s\n",
+				c.Name, c.InSPI, c.OutSPI, c.Proposal, time.Duration(c.AgeSeconds)*time.Second, idle,
 				c.InPackets, c.InBytes, c.OutPackets, c.OutBytes,
 				strings.Join(c.LocalTS, " "), strings.Join(c.RemoteTS, " "))
 		}

@@ -1373,3 +1373,65 @@ func TestGatewayStartAndCloseAction(t *testing.T) {
 		})
 	}
 }
+
+// Two connections between the same gateways, one per half of hostB's
+// net, with their own proposals: gwA negotiates each in its own IKE SA,
+// and gwB, responding, gives each child SA the connection whose selectors
+// it fits (peers it cannot tell apart by address).
+func TestGatewayTwoConnectionsOnePeer(t *testing.T) {
+	tp := newTopo(t, 1)
+	tp.hostB.IP(t, "addr", "add", "203.0.113.200/24", "dev", "eth0", "nodad")
+	second := `
+[[connection]]
+name = "db"
+local = "%s"
+remote = "%s"
+local-id = "@%s.example"
+remote-id = "@%s.example"
+psk = "espx test key, not a secret"
+ike = "aes128gcm16-prfsha256-x25519"
+esp = "aes256gcm16"
+local-ts = ["%s"]
+remote-ts = ["%s"]
+start-action = "trap"
+`
+	sa, sb := filepath.Join(tp.dir, "a.sock"), filepath.Join(tp.dir, "b.sock")
+	confA := fmt.Sprintf(ikeTemplate, sa, "192.0.2.1", "192.0.2.2", "gwA", "gwB",
+		"198.51.100.0/24", "2001:db8:1::/64", "203.0.113.0/25", "2001:db8:2::/64") +
+		fmt.Sprintf(second, "192.0.2.1", "192.0.2.2", "gwA", "gwB", "198.51.100.0/24", "203.0.113.128/25")
+	confB := fmt.Sprintf(ikeTemplate, sb, "192.0.2.2", "192.0.2.1", "gwB", "gwA",
+		"203.0.113.0/25", "2001:db8:2::/64", "198.51.100.0/24", "2001:db8:1::/64") +
+		fmt.Sprintf(second, "192.0.2.2", "192.0.2.1", "gwB", "gwA", "203.0.113.128/25", "198.51.100.0/24")
+	a := tp.startDaemon(t, tp.gwA, "gwA", confA, sa)
+	b := tp.startDaemon(t, tp.gwB, "gwB", confB, sb)
+	for _, dst := range []string{"203.0.113.20", "203.0.113.200"} {
+		if n := ping(t, tp.hostA, dst, 3, 56); n != 3 {
+			t.Fatalf("%s: %d of 3 pings answered\ngwA:\n%s\ngwB:\n%s", dst, n, a.log.String(), b.log.String())
+		}
+	}
+	out, err := tp.ctlErr(b, "ike")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r api.Response
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	children := map[string]api.Child{}
+	for _, ike := range r.IKE {
+		for _, c := range ike.Children {
+			children[c.Name] = c
+		}
+	}
+	web, db := children["peer"], children["db"]
+	if len(r.IKE) != 2 || len(children) != 2 || web.InPackets == 0 || db.InPackets == 0 ||
+		!strings.HasPrefix(web.Proposal, "aes128gcm16") || !strings.HasPrefix(db.Proposal, "aes256gcm16") ||
+		!slices.Equal(db.LocalTS, []string{"203.0.113.128/25"}) {
+		t.Errorf("gwB's IKE SAs:\n%s", out)
+	}
+	if strings.Contains(a.log.String(), "TS_UNACCEPTABLE") || strings.Contains(a.log.String(), "refused") {
+		t.Errorf("a child SA was refused:\n%s", a.log.String())
+	}
+	balanced(t, "gwA", tp.counters(t, a))
+	balanced(t, "gwB", tp.counters(t, b))
+}

@@ -351,6 +351,12 @@ type ikeInstaller struct {
 // peer differ by their selectors.
 func (in *ikeInstaller) conn(c *control.ChildSA) (*connection, error) {
 	for _, cc := range in.conns {
+		// The control plane says which connection it negotiated under.
+		if cc.peer.Name == c.Conn && control.Within(c.LocalTS, cc.peer.LocalTS) && control.Within(c.RemoteTS, cc.peer.RemoteTS) {
+			return cc, nil
+		}
+	}
+	for _, cc := range in.conns {
 		if cc.peer.Remote.Addr() == c.Remote.Addr() &&
 			control.Within(c.LocalTS, cc.peer.LocalTS) && control.Within(c.RemoteTS, cc.peer.RemoteTS) {
 			return cc, nil
@@ -781,6 +787,7 @@ func (k *ike) list() []api.IKESA {
 		}
 		for _, c := range i.Children {
 			ch := api.Child{
+				Name:  c.Name,
 				InSPI: fmt.Sprintf("%#08x", c.InSPI), OutSPI: fmt.Sprintf("%#08x", c.OutSPI),
 				Proposal: c.Proposal, LocalTS: c.LocalTS, RemoteTS: c.RemoteTS, IdleSeconds: -1,
 			}

@@ -71,6 +71,8 @@ type IKESA struct {
 
 // Child is a child SA of an IKE SA.
 type Child struct {
+	// Name is the connection the child SA belongs to.
+	Name     string   `json:"name"`
 	InSPI    string   `json:"in_spi"`
 	OutSPI   string   `json:"out_spi"`
 	Proposal string   `json:"proposal"`
