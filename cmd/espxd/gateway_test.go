@@ -1128,12 +1128,22 @@ func (d *daemon) stop(t *testing.T) {
 // plus the retransmissions, clears the tunnel, and brings it back once
 // gwB is there again.
 func TestGatewayDPD(t *testing.T) {
+	for _, action := range []string{"restart", "trap"} {
+		t.Run(action, func(t *testing.T) { testDPD(t, action) })
+	}
+}
+
+// testDPD: gwA notices gwB's death and applies dpd-action: restart
+// negotiates again at once (and keeps trying until gwB is back); trap
+// leaves the trap policies and waits for traffic.
+func testDPD(t *testing.T, action string) {
 	tp := newTopo(t, 1)
 	tp.warm(t)
 	sa, sb := filepath.Join(tp.dir, "a.sock"), filepath.Join(tp.dir, "b.sock")
 	confA := fmt.Sprintf(ikeTemplate, sa, "192.0.2.1", "192.0.2.2", "gwA", "gwB",
 		"198.51.100.0/24", "2001:db8:1::/64", "203.0.113.0/24", "2001:db8:2::/64") +
-		"dpd-delay = \"1s\"\nretransmit-tries = 1\nretransmit-timeout = \"500ms\"\nretransmit-base = 1.0\n"
+		"dpd-delay = \"1s\"\nretransmit-tries = 1\nretransmit-timeout = \"500ms\"\nretransmit-base = 1.0\n" +
+		"dpd-action = \"" + action + "\"\n"
 	confB := fmt.Sprintf(ikeTemplate, sb, "192.0.2.2", "192.0.2.1", "gwB", "gwA",
 		"203.0.113.0/24", "2001:db8:2::/64", "198.51.100.0/24", "2001:db8:1::/64")
 	a := tp.startDaemon(t, tp.gwA, "gwA", confA, sa)
@@ -1157,12 +1167,22 @@ func TestGatewayDPD(t *testing.T) {
 	if l := tp.sasOf(t, a); len(l) != 0 {
 		t.Fatalf("SAs with a dead peer still installed: %v", l)
 	}
+	// restart tries again at once; trap waits for a packet.
+	time.Sleep(1500 * time.Millisecond)
+	initiations := strings.Count(a.log.String(), "msg=initiating")
+	if action == "restart" && initiations < 2 || action == "trap" && initiations != 1 {
+		t.Fatalf("dpd-action %s: %d negotiations started in all:\n%s", action, initiations, a.log.String())
+	}
+	acquires := tp.counters(t, a)["acquires"]
 	b = tp.startDaemon(t, tp.gwB, "gwB2", confB, sb)
 	deadline = time.Now().Add(10 * time.Second)
 	for ping(t, tp.hostA, "203.0.113.20", 1, 56) != 1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("tunnel not back after gwB returned:\n%s", a.log.String())
 		}
+	}
+	if n := tp.counters(t, a)["acquires"]; action == "trap" && n <= acquires {
+		t.Errorf("dpd-action trap: the tunnel came back without an acquire (%d before, %d after)", acquires, n)
 	}
 	_ = b
 }
