@@ -38,6 +38,8 @@ const (
 	EventSoftExpire
 	// EventHardExpire: an SA reached a hard limit and was deleted.
 	EventHardExpire
+	// EventIdle: an SA carried no packet for its Lifetime.Idle.
+	EventIdle
 )
 
 func (k EventKind) String() string {
@@ -48,6 +50,8 @@ func (k EventKind) String() string {
 		return "soft-expire"
 	case EventHardExpire:
 		return "hard-expire"
+	case EventIdle:
+		return "idle"
 	}
 	return "event(" + fmt.Sprint(uint8(k)) + ")"
 }
@@ -61,12 +65,16 @@ type Event struct {
 	Policy spd.Policy
 	ID     spd.ID
 	Packet spd.Key
-	// SPI, Inbound and ReqID name the SA of an expire, and Reason says
-	// which limit: "time", "bytes", "packets" or "seq".
+	// SPI, Inbound and ReqID name the SA of an expire or idle report, and
+	// Reason says which limit: "time", "bytes", "packets", "seq" or
+	// "idle".
 	SPI     uint32
 	Inbound bool
 	ReqID   uint64
 	Reason  string
+	// LastUse, for EventIdle, is when the SA last carried a packet; zero
+	// if never.
+	LastUse time.Time
 }
 
 // Dataplane holds what the workers share: the SAD, the SPD and the
@@ -190,6 +198,8 @@ func (dp *Dataplane) expire(now time.Time) {
 		st     *saState
 		hard   bool
 		reason string
+		idle   bool
+		last   int64
 	}
 	var hits []hit
 	d := dp.sad
@@ -202,39 +212,61 @@ func (dp *Dataplane) expire(now time.Time) {
 			pk, by := s.Packets.Load(), s.Bytes.Load()
 			switch {
 			case l.HardAdd > 0 && age >= l.HardAdd:
-				hits = append(hits, hit{st, true, "time"})
+				hits = append(hits, hit{st: st, hard: true, reason: "time"})
 			case l.HardBytes > 0 && by >= l.HardBytes:
-				hits = append(hits, hit{st, true, "bytes"})
+				hits = append(hits, hit{st: st, hard: true, reason: "bytes"})
 			case l.HardPackets > 0 && pk >= l.HardPackets:
-				hits = append(hits, hit{st, true, "packets"})
+				hits = append(hits, hit{st: st, hard: true, reason: "packets"})
 			case st.out != nil && st.out.Exhausted():
-				hits = append(hits, hit{st, true, "seq"})
+				hits = append(hits, hit{st: st, hard: true, reason: "seq"})
 			case st.softSent:
 			case l.SoftAdd > 0 && age >= l.SoftAdd:
-				hits = append(hits, hit{st, false, "time"})
+				hits = append(hits, hit{st: st, reason: "time"})
 			case l.SoftBytes > 0 && by >= l.SoftBytes:
-				hits = append(hits, hit{st, false, "bytes"})
+				hits = append(hits, hit{st: st, reason: "bytes"})
 			case l.SoftPackets > 0 && pk >= l.SoftPackets:
-				hits = append(hits, hit{st, false, "packets"})
+				hits = append(hits, hit{st: st, reason: "packets"})
 			case st.out != nil && st.out.NeedsRekey():
-				hits = append(hits, hit{st, false, "seq"})
+				hits = append(hits, hit{st: st, reason: "seq"})
+			}
+			if len(hits) > 0 && hits[len(hits)-1].st == st && hits[len(hits)-1].hard {
+				continue // deleted below
+			}
+			if l.Idle > 0 {
+				last := s.LastUse.Load()
+				since := st.added
+				if last != 0 {
+					since = time.Unix(0, last)
+				}
+				if now.Sub(since) >= l.Idle && st.idleFor != last {
+					hits = append(hits, hit{st: st, reason: "idle", idle: true, last: last})
+				}
 			}
 		}
 	}
 	for _, h := range hits {
-		if !h.hard {
+		switch {
+		case h.idle:
+			h.st.idleFor = h.last
+		case !h.hard:
 			h.st.softSent = true
 		}
 	}
 	d.mu.Unlock()
 	for _, h := range hits {
-		kind := EventSoftExpire
-		if h.hard {
-			kind = EventHardExpire
+		ev := Event{Kind: EventSoftExpire, SPI: h.st.SPI, Inbound: h.st.Inbound, ReqID: h.st.ReqID, Reason: h.reason}
+		switch {
+		case h.hard:
+			ev.Kind = EventHardExpire
 			if err := d.del(h.st.SPI, h.st.Inbound); err != nil {
 				continue // deleted meanwhile by the control plane
 			}
+		case h.idle:
+			ev.Kind = EventIdle
+			if h.last != 0 {
+				ev.LastUse = time.Unix(0, h.last)
+			}
 		}
-		dp.emit(Event{Kind: kind, SPI: h.st.SPI, Inbound: h.st.Inbound, ReqID: h.st.ReqID, Reason: h.reason})
+		dp.emit(ev)
 	}
 }

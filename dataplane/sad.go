@@ -19,6 +19,11 @@ type Lifetime struct {
 	SoftPackets, HardPackets uint64
 	// SoftAdd and HardAdd count from the SA's installation.
 	SoftAdd, HardAdd time.Duration
+	// Idle reports an SA that has carried no packet for this long
+	// (counting from its installation if it never has): one EventIdle,
+	// and another only once it has carried packets and gone idle again.
+	// It deletes nothing; the control plane decides.
+	Idle time.Duration
 }
 
 // SA is one direction of an SA as the installer takes it, the counterpart
@@ -83,6 +88,9 @@ type saState struct {
 	in       *InboundSA
 	out      *OutboundSA
 	softSent bool
+	// idleFor is the last use (Unix ns, 0 for never) that EventIdle was
+	// reported for, -1 if none was.
+	idleFor int64
 }
 
 // sad is the security association database: inbound SAs by SPI and
@@ -144,7 +152,7 @@ func (d *sad) allocSPI(now time.Time) (uint32, error) {
 }
 
 func (d *sad) add(sa SA, now time.Time, replace bool) error {
-	st := &saState{SA: sa, added: now}
+	st := &saState{SA: sa, added: now, idleFor: -1}
 	var err error
 	if sa.Inbound {
 		if st.in, err = NewInboundSA(sa.SAConfig); err != nil {
@@ -171,6 +179,7 @@ func (d *sad) add(sa SA, now time.Time, replace bool) error {
 		// keys are the same its sequence numbers and replay state.
 		st.added = old.added
 		st.softSent = old.softSent
+		st.idleFor = old.idleFor
 		if sa.Inbound {
 			st.in.Stats.Packets.Store(old.in.Stats.Packets.Load())
 			st.in.Stats.Bytes.Store(old.in.Stats.Bytes.Load())

@@ -185,3 +185,70 @@ func TestLifetimes(t *testing.T) {
 		t.Fatalf("events %+v, want the hard time expiry of 0x100", ev)
 	}
 }
+
+// An SA with an idle time reports once when it has carried nothing for
+// that long, counting from its installation, again only after carrying
+// packets and going idle anew, and never once deleted.
+func TestIdleEvents(t *testing.T) {
+	dp, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(5000, 0)
+	dp.now = func() time.Time { return now }
+	for _, sa := range []SA{
+		{SAConfig: SAConfig{SPI: 0x200, ReqID: 7, Transform: gcm128(1), Src: gw4a, Dst: gw4b}, Lifetime: Lifetime{Idle: time.Minute}},
+		{SAConfig: SAConfig{SPI: 0x201, ReqID: 7, Transform: gcm128(2), Src: gw4b, Dst: gw4a}, Inbound: true, Lifetime: Lifetime{Idle: time.Minute, HardAdd: 5 * time.Minute}},
+		{SAConfig: SAConfig{SPI: 0x202, ReqID: 8, Transform: gcm128(3), Src: gw4a, Dst: gw4b}}, // no idle time
+	} {
+		if err := dp.AddSA(sa); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events := func() (out []Event) {
+		for len(dp.Events()) > 0 {
+			out = append(out, <-dp.Events())
+		}
+		return out
+	}
+	step := func(d time.Duration) []Event {
+		now = now.Add(d)
+		dp.expire(now)
+		dp.expire(now)
+		return events()
+	}
+	if ev := step(59 * time.Second); len(ev) != 0 {
+		t.Fatalf("idle early: %+v", ev)
+	}
+	// The inbound SA carried a packet at 5030 s (the worker's clock).
+	used := time.Unix(5030, 0)
+	dp.sad.in.get(0x201).Stats.touch(1, 100, used.UnixNano())
+	ev := step(time.Second)
+	if len(ev) != 1 || ev[0].Kind != EventIdle || ev[0].SPI != 0x200 || ev[0].Inbound || ev[0].ReqID != 7 || !ev[0].LastUse.IsZero() || ev[0].Reason != "idle" {
+		t.Fatalf("at 60 s: %+v, want the never-used outbound SA idle", ev)
+	}
+	ev = step(30 * time.Second)
+	if len(ev) != 1 || ev[0].SPI != 0x201 || !ev[0].Inbound || !ev[0].LastUse.Equal(used) {
+		t.Fatalf("at 90 s: %+v, want the inbound SA idle since 30 s", ev)
+	}
+	if ev := step(time.Minute); len(ev) != 0 {
+		t.Fatalf("reported twice: %+v", ev)
+	}
+	// Used again, idle again: reported again.
+	dp.sad.out.get(7).Stats.touch(1, 100, now.UnixNano())
+	if ev := step(59 * time.Second); len(ev) != 0 {
+		t.Fatalf("idle early after use: %+v", ev)
+	}
+	if ev := step(time.Second); len(ev) != 1 || ev[0].SPI != 0x200 || !ev[0].LastUse.Equal(now.Add(-time.Minute)) {
+		t.Fatalf("after use and a minute: %+v", ev)
+	}
+	// At its hard limit an SA is deleted and reported as expired, not idle.
+	dp.sad.in.get(0x201).Stats.touch(1, 100, now.UnixNano())
+	ev = step(3 * time.Minute)
+	if len(ev) != 1 || ev[0].Kind != EventHardExpire || ev[0].SPI != 0x201 {
+		t.Fatalf("at the hard limit: %+v", ev)
+	}
+	if ev := step(10 * time.Minute); len(ev) != 0 {
+		t.Fatalf("after everything: %+v", ev)
+	}
+}
