@@ -344,6 +344,35 @@ type ikeInstaller struct {
 	dp    *dataplane.Dataplane
 	conns []*connection
 	log   *slog.Logger
+
+	// drawn holds, by request ID, the lifetime drawn for a child SA's
+	// inbound SA until its outbound SA, installed right after, takes it.
+	mu    sync.Mutex
+	drawn map[uint64]dataplane.Lifetime
+}
+
+// lifetime is the lifetime of a new SA of conn. The two SAs of a child SA
+// share one random draw, so that the pair rekeys as one; the inbound SA's
+// soft limit comes a second later, so that the rekey started by the
+// outbound SA's is the one that happens.
+func (in *ikeInstaller) lifetime(conn *connection, inbound bool) dataplane.Lifetime {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if inbound {
+		l := conn.lifetime()
+		if in.drawn == nil {
+			in.drawn = map[uint64]dataplane.Lifetime{}
+		}
+		in.drawn[conn.reqid] = l
+		l.SoftAdd += time.Second
+		return l
+	}
+	l, ok := in.drawn[conn.reqid]
+	if !ok {
+		l = conn.lifetime()
+	}
+	delete(in.drawn, conn.reqid)
+	return l
 }
 
 // conn finds the connection a child SA belongs to: the peer's address,
@@ -373,16 +402,10 @@ func (in *ikeInstaller) AddSA(c *control.ChildSA) error {
 		return err
 	}
 	reqid := conn.reqid
-	sa := dataplane.SA{Inbound: c.Inbound, Lifetime: conn.lifetime(), SAConfig: dataplane.SAConfig{
+	sa := dataplane.SA{Inbound: c.Inbound, Lifetime: in.lifetime(conn, c.Inbound), SAConfig: dataplane.SAConfig{
 		SPI: c.SPI, ReqID: reqid, Transform: c.Transform, ESN: c.ESN, Mode: dataplane.ModeTunnel,
 		Encap: c.Encap, ReplayWindow: c.ReplayWindow,
 	}}
-	if c.Inbound {
-		// The inbound SA expires a little after the outbound one, so that
-		// our rekey, started by the outbound SA's soft limit, is the one
-		// that happens.
-		sa.Lifetime.SoftAdd += time.Second
-	}
 	if c.Inbound {
 		sa.Src, sa.Dst = c.Remote.Addr(), c.Local.Addr()
 		sa.SrcPort, sa.DstPort = c.Remote.Port(), c.Local.Port()
