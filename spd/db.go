@@ -1,7 +1,9 @@
 package spd
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -243,4 +245,44 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// Installed is a policy as Policies reports it.
+type Installed struct {
+	ID     ID
+	Policy Policy
+	// Hashed says the policy is in the hash table under the current
+	// thresholds; otherwise it is in its direction and family's list.
+	Hashed bool
+}
+
+// Policies lists the installed policies in the order lookups rank them:
+// by direction, then priority, then insertion. It is for operators: it
+// copies every policy, under the writers' lock.
+func (db *DB) Policies() []Installed {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	s := db.cur.Load()
+	type item struct {
+		Installed
+		d entryData
+	}
+	items := make([]item, 0, db.ids.live)
+	s.forEach(func(e *Entry) {
+		items = append(items, item{Installed{ID: e.d.id, Policy: e.Policy(), Hashed: s.th.hashes(&e.d)}, e.d})
+	})
+	slices.SortFunc(items, func(a, b item) int {
+		if c := cmp.Compare(a.Policy.Dir, b.Policy.Dir); c != 0 {
+			return c
+		}
+		if a.d.before(&b.d) {
+			return -1
+		}
+		return 1
+	})
+	out := make([]Installed, len(items))
+	for i := range items {
+		out[i] = items[i].Installed
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package spd
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 )
 
@@ -424,5 +425,58 @@ func TestStaleID(t *testing.T) {
 	}
 	if db.Len() != 1 {
 		t.Errorf("Len %d", db.Len())
+	}
+}
+
+// Policies lists every policy once, in lookup order per direction, and
+// says where each is kept; a threshold change moves them.
+func TestPoliciesListing(t *testing.T) {
+	db := newDB(t, Thresholds{V4Local: 16, V4Remote: 24, V6Local: 56, V6Remote: 64})
+	ids := map[string]ID{}
+	for _, s := range []string{
+		"dir out src 10.22.0.0/20 dst 10.24.1.0/24 priority 5",
+		"dir out src 10.22.0.0/16 dst 10.24.0.0/16 priority 5",
+		"dir in src 10.24.1.1/32 dst 10.22.0.0/16 priority 9",
+		"dir out src 10.0.0.0/8 dst 10.24.1.0/24 priority 1",
+		"dir in src 10.24.0.0/16 dst 10.22.0.0/16 priority 2",
+	} {
+		ids[s] = mustInsert(t, db, xfrm(t, s))
+	}
+	got := db.Policies()
+	if len(got) != len(ids) {
+		t.Fatalf("%d policies listed, %d installed", len(got), len(ids))
+	}
+	var order []ID
+	for _, p := range got {
+		order = append(order, p.ID)
+		if p.Hashed != isHashed(t, db, p.ID) {
+			t.Errorf("%v: listed as hashed %v", p.Policy, p.Hashed)
+		}
+		if want, err := db.Get(p.ID); err != nil || want.String() != p.Policy.String() {
+			t.Errorf("policy %d listed as %v, Get says %v (%v)", p.ID, p.Policy, want, err)
+		}
+	}
+	// dir in before dir out (Dir order), and by priority, then insertion,
+	// within each.
+	want := []ID{
+		ids["dir in src 10.24.0.0/16 dst 10.22.0.0/16 priority 2"],
+		ids["dir in src 10.24.1.1/32 dst 10.22.0.0/16 priority 9"],
+		ids["dir out src 10.0.0.0/8 dst 10.24.1.0/24 priority 1"],
+		ids["dir out src 10.22.0.0/20 dst 10.24.1.0/24 priority 5"],
+		ids["dir out src 10.22.0.0/16 dst 10.24.0.0/16 priority 5"],
+	}
+	if DirIn > DirOut {
+		want = append(want[2:], want[:2]...)
+	}
+	if !slices.Equal(order, want) {
+		t.Errorf("order %v, want %v", order, want)
+	}
+	if err := db.SetThresholds(Thresholds{V4Local: 0, V4Remote: 0, V6Local: 0, V6Remote: 0}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range db.Policies() {
+		if !p.Hashed {
+			t.Errorf("%v not hashed with thresholds of 0", p.Policy)
+		}
 	}
 }

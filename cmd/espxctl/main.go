@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,23 +27,28 @@ import (
 )
 
 // commands and how many arguments each takes at most.
-var commands = map[string]int{"sas": 0, "counters": 0, "ike": 0, "initiate": 1, "rekey": 1, "delete": 1, "reauth": 1, "flush": 1}
+// commands are the commands with how many arguments they take at most;
+// exact lists those that take exactly that many.
+var (
+	commands = map[string]int{"sas": 0, "counters": 0, "ike": 0, "policies": 0, "initiate": 1, "rekey": 1, "delete": 1, "reauth": 1, "flush": 1, "sp-hash": 3}
+	exact    = map[string]bool{"initiate": true, "rekey": true, "delete": true, "reauth": true, "sp-hash": true}
+)
 
 func main() {
 	socket := flag.String("socket", "/run/espx/espxd.sock", "espxd's control socket")
 	asJSON := flag.Bool("json", false, "print the daemon's answer as JSON")
 	details := flag.Bool("details", false, "sas: every field of each SA; counters: zero drop reasons too")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: espxctl [-socket path] [-json] [-details] sas|counters|ike|initiate NAME|rekey SPI|delete SPI|reauth NAME|flush [NAME]")
+		fmt.Fprintln(os.Stderr, "usage: espxctl [-socket path] [-json] [-details] sas|counters|ike|policies|initiate NAME|rekey SPI|delete SPI|reauth NAME|flush [NAME]|sp-hash ipv4|ipv6 LOCAL REMOTE")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	maxArgs, ok := commands[flag.Arg(0)]
-	if !ok || flag.NArg()-1 > maxArgs || (flag.Arg(0) == "initiate" || flag.Arg(0) == "rekey" || flag.Arg(0) == "delete" || flag.Arg(0) == "reauth") && flag.NArg() != 2 {
+	if !ok || flag.NArg()-1 > maxArgs || exact[flag.Arg(0)] && flag.NArg()-1 != maxArgs {
 		flag.Usage()
 		os.Exit(2)
 	}
-	raw, resp, err := api.Ask(*socket, api.Request{Cmd: flag.Arg(0), Arg: flag.Arg(1)})
+	raw, resp, err := api.Ask(*socket, api.Request{Cmd: flag.Arg(0), Arg: strings.Join(flag.Args()[1:], " ")})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "espxctl:", err)
 		os.Exit(1)
@@ -62,6 +68,10 @@ func main() {
 		printCounters(resp.Cores, *details)
 	case "ike":
 		printIKE(resp.IKE)
+	case "policies":
+		printPolicies(resp.SPD, resp.Policies)
+	case "sp-hash":
+		fmt.Printf("%s\n%d of %d policies hashed, %d buckets\n", resp.Done, resp.SPD.Hashed, resp.SPD.Policies, resp.SPD.Buckets)
 	default:
 		fmt.Println(resp.Done)
 	}
@@ -188,6 +198,37 @@ func printCounters(cores []api.Core, all bool) {
 			continue
 		}
 		fmt.Fprintln(w, strings.Join(row, "\t")+"\t")
+	}
+	w.Flush()
+}
+
+// printPolicies lists the SPD as `ip xfrm policy` would, in lookup order,
+// marking where each policy is kept.
+func printPolicies(sum *api.SPD, ps []api.Policy) {
+	fmt.Printf("sp-hash-ipv4 local %d remote %d, sp-hash-ipv6 local %d remote %d: %d of %d policies hashed, %d buckets\n",
+		sum.IPv4[0], sum.IPv4[1], sum.IPv6[0], sum.IPv6[1], sum.Hashed, sum.Policies, sum.Buckets)
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tDIR\tLOCAL\tREMOTE\tPROTO\tPRIO\tACTION\tREQID\tKEPT")
+	for _, p := range ps {
+		proto := "any"
+		if p.Proto != 0 {
+			proto = strconv.Itoa(int(p.Proto))
+		}
+		if p.Ports != "" {
+			proto += " " + p.Ports
+		}
+		action := p.Action
+		if p.Trap {
+			action += " (trap)"
+		}
+		reqid, kept := "-", "list"
+		if p.ReqID != 0 || p.Action == "protect" {
+			reqid = strconv.FormatUint(p.ReqID, 10)
+		}
+		if p.Hashed {
+			kept = "hash"
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", p.ID, p.Dir, p.Local, p.Remote, proto, p.Priority, action, reqid, kept)
 	}
 	w.Flush()
 }

@@ -10,10 +10,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/espx/espx/control/api"
 	"github.com/espx/espx/dataplane"
+	"github.com/espx/espx/spd"
 )
 
 func startAPI(ctx context.Context, cfg *config, dp *dataplane.Dataplane, gw *dataplane.Gateway, k *ike, log *slog.Logger) error {
@@ -79,6 +82,15 @@ func serveAPI(c net.Conn, dp *dataplane.Dataplane, k *ike) {
 				resp.Cores = counters(dp)
 			case "ike":
 				resp.IKE = k.list()
+			case "policies":
+				resp.SPD, resp.Policies = listPolicies(dp)
+			case "sp-hash":
+				if err := setThresholds(dp, req.Arg); err != nil {
+					resp.Error = err.Error()
+				} else {
+					resp.SPD, _ = listPolicies(dp)
+					resp.Done = dp.SPD.Thresholds().String()
+				}
 			case "initiate", "rekey", "delete", "flush", "reauth":
 				done, err := k.command(req.Cmd, req.Arg)
 				if err != nil {
@@ -174,4 +186,59 @@ func counters(dp *dataplane.Dataplane) []api.Core {
 		out = append(out, api.Core{Core: w.ID(), Counters: m})
 	}
 	return out
+}
+
+// listPolicies describes the SPD and its policies, in lookup order.
+func listPolicies(dp *dataplane.Dataplane) (*api.SPD, []api.Policy) {
+	st := dp.SPD.Stats()
+	th := st.Thresholds
+	sum := &api.SPD{IPv4: [2]uint8{th.V4Local, th.V4Remote}, IPv6: [2]uint8{th.V6Local, th.V6Remote},
+		Hashed: st.Hashed, Buckets: st.Buckets}
+	var out []api.Policy
+	for _, p := range dp.SPD.Policies() {
+		a := api.Policy{ID: uint64(p.ID), Dir: p.Policy.Dir.String(), Local: p.Policy.Local.String(), Remote: p.Policy.Remote.String(),
+			Proto: p.Policy.Proto, Priority: p.Policy.Priority, Action: p.Policy.Action.String(), Trap: p.Policy.Trap, Hashed: p.Hashed}
+		var ports []string
+		if r := p.Policy.LocalPorts; !r.Any() {
+			ports = append(ports, "lport "+r.String())
+		}
+		if r := p.Policy.RemotePorts; !r.Any() {
+			ports = append(ports, "rport "+r.String())
+		}
+		a.Ports = strings.Join(ports, " ")
+		if p.Policy.Action == spd.Protect {
+			a.ReqID = p.Policy.SA
+		}
+		out = append(out, a)
+	}
+	sum.Policies = len(out)
+	return sum, out
+}
+
+// setThresholds applies "ipv4 LOCAL REMOTE" or "ipv6 LOCAL REMOTE" to the
+// SPD: it rebuilds its hash table while lookups go on.
+func setThresholds(dp *dataplane.Dataplane, arg string) error {
+	f := strings.Fields(arg)
+	if len(f) != 3 || f[0] != "ipv4" && f[0] != "ipv6" {
+		return fmt.Errorf("sp-hash: want ipv4|ipv6 LOCAL REMOTE, got %q", arg)
+	}
+	max := 32
+	if f[0] == "ipv6" {
+		max = 128
+	}
+	var v [2]uint8
+	for i, s := range f[1:] {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n > max {
+			return fmt.Errorf("sp-hash %s: %q is not a prefix length from 0 to %d", f[0], s, max)
+		}
+		v[i] = uint8(n)
+	}
+	th := dp.SPD.Thresholds()
+	if f[0] == "ipv4" {
+		th.V4Local, th.V4Remote = v[0], v[1]
+	} else {
+		th.V6Local, th.V6Remote = v[0], v[1]
+	}
+	return dp.SPD.SetThresholds(th)
 }

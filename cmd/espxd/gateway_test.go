@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -724,6 +725,50 @@ priority = 50
 	out, _ = netnstest.RunErr("ip", "netns", "exec", tp.hostA.Name, "ping", "-n", "-c", "1", "-W", "1", "-t", "1", "203.0.113.20")
 	if !strings.Contains(out, "From 198.51.100.1") || !strings.Contains(out, "Time to live exceeded") {
 		t.Errorf("TTL 1: no time exceeded from gwA:\n%s", out)
+	}
+
+	// The SPD as the operator sees it, and its thresholds changed while
+	// traffic flows: at /32, /32 every policy here is listed, at /24, /24
+	// the IPv4 ones are hashed (the IPv6 ones stay listed at /128), and
+	// lookups find them where they are.
+	ctl := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(tp.ctl, append([]string{"-socket", a.socket}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("espxctl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	for _, c := range []struct {
+		th             string
+		hashed, listed int
+		counter        string
+		discard        *regexp.Regexp
+	}{
+		{"32", 0, 8, "spd_list_hits", regexp.MustCompile(`out\s+198\.51\.100\.0/24\s+203\.0\.113\.99/32\s+any\s+10\s+discard\s+-\s+list\n`)},
+		{"24", 6, 2, "spd_hashed_hits", regexp.MustCompile(`out\s+198\.51\.100\.0/24\s+203\.0\.113\.99/32\s+any\s+10\s+discard\s+-\s+hash\n`)},
+	} {
+		if out := ctl("sp-hash", "ipv4", c.th, c.th); !strings.Contains(out, "sp-hash-ipv4 local "+c.th+" remote "+c.th) ||
+			!strings.Contains(out, fmt.Sprintf("%d of 8 policies hashed", c.hashed)) {
+			t.Errorf("espxctl sp-hash ipv4 %s %s: %s", c.th, c.th, out)
+		}
+		pols := ctl("policies")
+		if strings.Count(pols, " hash\n") != c.hashed || strings.Count(pols, " list\n") != c.listed || !c.discard.MatchString(pols) {
+			t.Errorf("espxctl policies at /%s:\n%s", c.th, pols)
+		}
+		before := tp.counters(t, a)[c.counter]
+		if n := ping(t, tp.hostA, "203.0.113.20", 3, 56); n != 3 {
+			t.Errorf("at /%s: %d of 3 replies", c.th, n)
+		}
+		if n := ping(t, tp.hostA, "203.0.113.99", 1, 56); n != 0 {
+			t.Errorf("discard at /%s: %d replies", c.th, n)
+		}
+		if got := tp.counters(t, a)[c.counter] - before; got < 4 {
+			t.Errorf("at /%s: %s up by %d, want at least 4", c.th, c.counter, got)
+		}
+	}
+	if out, err := exec.Command(tp.ctl, "-socket", a.socket, "sp-hash", "ipv4", "33", "0").CombinedOutput(); err == nil || !strings.Contains(string(out), "prefix length") {
+		t.Errorf("sp-hash ipv4 33 0 accepted: %v %s", err, out)
 	}
 	balanced(t, "gwA", tp.counters(t, a))
 	balanced(t, "gwB", tp.counters(t, b))

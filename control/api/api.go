@@ -12,8 +12,10 @@ import (
 )
 
 // Request asks espxd for something. Cmd is one of sas, counters, ike,
-// initiate and reauth (Arg: connection), rekey and delete (Arg: a child
-// SA's SPI), flush (Arg: connection, or empty for all).
+// policies, initiate and reauth (Arg: connection), rekey and delete (Arg:
+// a child SA's SPI), flush (Arg: connection, or empty for all), sp-hash
+// (Arg: "ipv4 LOCAL REMOTE" or "ipv6 LOCAL REMOTE": the SPD's hash
+// thresholds, changed while traffic flows).
 type Request struct {
 	Cmd string `json:"cmd"`
 	Arg string `json:"arg,omitempty"`
@@ -88,13 +90,42 @@ type Child struct {
 	AgeSeconds  int64  `json:"age_s"`
 }
 
+// Policy is a security policy in the data plane's SPD.
+type Policy struct {
+	ID       uint64 `json:"id"`
+	Dir      string `json:"dir"`
+	Local    string `json:"local"`
+	Remote   string `json:"remote"`
+	Proto    uint8  `json:"proto,omitempty"`
+	Ports    string `json:"ports,omitempty"` // e.g. "lport 1024-65535 rport 443"
+	Priority uint32 `json:"priority"`
+	Action   string `json:"action"`
+	ReqID    uint64 `json:"reqid,omitempty"`
+	Trap     bool   `json:"trap,omitempty"`
+	// Hashed: in the hash table under the current thresholds, rather than
+	// in the list that lookups scan.
+	Hashed bool `json:"hashed"`
+}
+
+// SPD summarises the security policy database.
+type SPD struct {
+	// Thresholds as [local, remote] prefix lengths.
+	IPv4     [2]uint8 `json:"sp_hash_ipv4"`
+	IPv6     [2]uint8 `json:"sp_hash_ipv6"`
+	Policies int      `json:"policies"`
+	Hashed   int      `json:"hashed"`
+	Buckets  int      `json:"buckets"`
+}
+
 // Response is espxd's answer.
 type Response struct {
-	Error string  `json:"error,omitempty"`
-	SAs   []SA    `json:"sas,omitempty"`
-	Cores []Core  `json:"cores,omitempty"`
-	IKE   []IKESA `json:"ike,omitempty"`
-	Done  string  `json:"done,omitempty"`
+	Error    string   `json:"error,omitempty"`
+	SAs      []SA     `json:"sas,omitempty"`
+	Cores    []Core   `json:"cores,omitempty"`
+	IKE      []IKESA  `json:"ike,omitempty"`
+	SPD      *SPD     `json:"spd,omitempty"`
+	Policies []Policy `json:"policies,omitempty"`
+	Done     string   `json:"done,omitempty"`
 }
 
 // Ask sends one request to the espxd listening on socket and returns its
