@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/espx/espx/internal/netnstest"
 	"github.com/espx/espx/internal/sswantest"
 )
 
@@ -18,18 +17,8 @@ import (
 // the connection it fits, and both agree on every SPI.
 func TestStrongSwanTwoChildren(t *testing.T) {
 	sswantest.Require(t)
-	nsA := netnstest.New(t, "espx-kids-a")
-	nsB := netnstest.New(t, "espx-kids-b")
-	netnstest.Veth(t, nsA, "wan0", nsB, "wan0")
-	nsA.IP(t, "addr", "add", "192.0.2.1/24", "dev", "wan0")
-	nsB.IP(t, "addr", "add", "192.0.2.2/24", "dev", "wan0")
-	// libipsec routes each child's traffic from an address in its local
-	// selectors.
-	nsB.IP(t, "addr", "add", "203.0.113.1/32", "dev", "lo")
-	nsB.IP(t, "addr", "add", "203.0.113.129/32", "dev", "lo")
-
 	psk := []byte("a pre-shared key for two children")
-	conf := fmt.Sprintf(`connections {
+	conf := `connections {
   espx {
     version = 2
     local_addrs = 192.0.2.2
@@ -59,24 +48,8 @@ func TestStrongSwanTwoChildren(t *testing.T) {
     }
   }
 }
-secrets {
-  ike-espx {
-    id-local = gw-b.example.net
-    id-remote = gw-a.example.net
-    secret = 0x%x
-  }
-}
-`, psk)
-	ch := sswantest.Start(t, nsB, conf)
-
-	var tr *UDPTransport
-	if err := nsA.Do(func() (err error) {
-		tr, err = ListenUDP([]netip.Addr{gwA.Addr()})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.Close)
+` + swanSecrets(psk)
+	ch, tr := interopPair(t, "espx-kids", conf, "203.0.113.1/32", "203.0.113.129/32")
 	conn := func(name, esp, remote string) *PeerConfig {
 		return &PeerConfig{
 			Name: name, Local: gwA, Remote: gwB,

@@ -39,17 +39,51 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func TestStrongSwanInterop(t *testing.T) {
+// interopPair joins espx in a namespace of its own (gwA, 192.0.2.1) and a
+// strongSwan charon running conf (gwB, 192.0.2.2) by a veth pair, and
+// returns charon and espx's IKE transport. libipsec routes a child SA's
+// traffic from an address in its local selectors: gwB gets loAddrs on its
+// loopback for that.
+func interopPair(t *testing.T, name, conf string, loAddrs ...string) (*sswantest.Charon, *UDPTransport) {
+	t.Helper()
 	sswantest.Require(t)
-	nsA := netnstest.New(t, "espx-ike-a")
-	nsB := netnstest.New(t, "espx-ike-b")
+	nsA := netnstest.New(t, name+"-a")
+	nsB := netnstest.New(t, name+"-b")
 	netnstest.Veth(t, nsA, "wan0", nsB, "wan0")
 	nsA.IP(t, "addr", "add", "192.0.2.1/24", "dev", "wan0")
 	nsB.IP(t, "addr", "add", "192.0.2.2/24", "dev", "wan0")
-	nsB.IP(t, "addr", "add", "203.0.113.1/32", "dev", "lo")
+	for _, a := range loAddrs {
+		nsB.IP(t, "addr", "add", a, "dev", "lo")
+	}
+	ch := sswantest.Start(t, nsB, conf)
+	var tr *UDPTransport
+	if err := nsA.Do(func() (err error) {
+		tr, err = ListenUDP([]netip.Addr{gwA.Addr()})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.Close)
+	return ch, tr
+}
 
+// swanSecrets is the secrets section for charon's side of a PSK between
+// gw-b.example.net and gw-a.example.net.
+func swanSecrets(psk []byte) string {
+	return fmt.Sprintf(`secrets {
+  ike-espx {
+    id-local = gw-b.example.net
+    id-remote = gw-a.example.net
+    secret = 0x%x
+  }
+}
+`, psk)
+}
+
+func TestStrongSwanInterop(t *testing.T) {
+	sswantest.Require(t)
 	psk := []byte("a pre-shared key for the interop test")
-	conf := fmt.Sprintf(`connections {
+	conf := `connections {
   espx {
     version = 2
     local_addrs = 192.0.2.2
@@ -74,24 +108,8 @@ func TestStrongSwanInterop(t *testing.T) {
     }
   }
 }
-secrets {
-  ike-espx {
-    id-local = gw-b.example.net
-    id-remote = gw-a.example.net
-    secret = 0x%x
-  }
-}
-`, psk)
-	ch := sswantest.Start(t, nsB, conf)
-
-	var tr *UDPTransport
-	if err := nsA.Do(func() (err error) {
-		tr, err = ListenUDP([]netip.Addr{gwA.Addr()})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.Close)
+` + swanSecrets(psk)
+	ch, tr := interopPair(t, "espx-ike", conf, "203.0.113.1/32")
 
 	for _, tc := range []struct{ name, ike, esp string }{
 		{"espx initiates/gcm", "aes128gcm16-prfsha256-x25519", "aes128gcm16"},
