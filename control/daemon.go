@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -230,7 +231,8 @@ func (sa *IKESA) send(b []byte) {
 	if sa.local.Port() == PortNATT {
 		b = withMarker(b)
 	}
-	if err := sa.d.conn.Send(b, sa.local, sa.remote); err != nil {
+	if err := sa.d.conn.Send(b, sa.local, sa.remote); err != nil && !errors.Is(err, net.ErrClosed) {
+		// (A transport being closed drops what its handlers still answer.)
 		sa.d.log.Warn("send", "peer", sa.cfg.Name, "err", err)
 	}
 }

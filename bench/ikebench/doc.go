@@ -28,8 +28,9 @@
 // wants a local address inside its local selector (to route into its TUN
 // device), hence 2001:db8:ffff::1 on the responder's loopback.
 //
-// Sockets have the kernel's default receive buffer (net.core.rmem_default
-// cannot be set per namespace, and the host is shared): UDP drops in the
+// control.UDPTransport asks for 4 MB socket receive buffers (capped by
+// net.core.rmem_max, which the harness does not touch) and hands requests
+// to one handler goroutine per CPU by initiator SPI. UDP drops in the
 // responder's namespace (RcvbufErrors) are counted and reported.
 //
 // # Initiators
