@@ -38,8 +38,9 @@ func main() {
 	socket := flag.String("socket", "/run/espx/espxd.sock", "espxd's control socket")
 	asJSON := flag.Bool("json", false, "print the daemon's answer as JSON")
 	details := flag.Bool("details", false, "sas: every field of each SA; counters: zero drop reasons too")
+	keys := flag.Bool("keys", false, "sas: each SA's keys too, in hex (to decrypt a capture); espxd logs the request")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: espxctl [-socket path] [-json] [-details] sas|counters|ike|policies|initiate NAME|rekey SPI|delete SPI|reauth NAME|flush [NAME]|sp-hash ipv4|ipv6 LOCAL REMOTE")
+		fmt.Fprintln(os.Stderr, "usage: espxctl [-socket path] [-json] [-details] [-keys] sas|counters|ike|policies|initiate NAME|rekey SPI|delete SPI|reauth NAME|flush [NAME]|sp-hash ipv4|ipv6 LOCAL REMOTE")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -48,7 +49,7 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	raw, resp, err := api.Ask(*socket, api.Request{Cmd: flag.Arg(0), Arg: strings.Join(flag.Args()[1:], " ")})
+	raw, resp, err := api.Ask(*socket, api.Request{Cmd: flag.Arg(0), Arg: strings.Join(flag.Args()[1:], " "), Keys: *keys && flag.Arg(0) == "sas"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "espxctl:", err)
 		os.Exit(1)
@@ -59,7 +60,7 @@ func main() {
 	}
 	switch flag.Arg(0) {
 	case "sas":
-		if *details {
+		if *details || *keys {
 			printSADetails(resp.SAs)
 		} else {
 			printSAs(resp.SAs)
@@ -164,6 +165,12 @@ func printSADetails(sas []api.SA) {
 		limit("time", uint64(s.SoftSeconds), uint64(s.HardSeconds), "s")
 		limit("bytes", s.SoftBytes, s.HardBytes, "")
 		limit("packets", s.SoftPackets, s.HardPackets, "")
+		if s.EncrKey != "" {
+			fmt.Printf("  encryption key 0x%s\n", s.EncrKey)
+		}
+		if s.IntegKey != "" {
+			fmt.Printf("  integrity key 0x%s\n", s.IntegKey)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,7 +54,7 @@ func startAPI(ctx context.Context, cfg *config, dp *dataplane.Dataplane, gw *dat
 				}
 				return
 			}
-			go serveAPI(c, dp, k)
+			go serveAPI(c, dp, k, log)
 		}
 	}()
 	if cfg.file.Metrics.Listen != "" {
@@ -64,7 +65,7 @@ func startAPI(ctx context.Context, cfg *config, dp *dataplane.Dataplane, gw *dat
 	return nil
 }
 
-func serveAPI(c net.Conn, dp *dataplane.Dataplane, k *ike) {
+func serveAPI(c net.Conn, dp *dataplane.Dataplane, k *ike, log *slog.Logger) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	sc := bufio.NewScanner(c)
@@ -77,7 +78,10 @@ func serveAPI(c net.Conn, dp *dataplane.Dataplane, k *ike) {
 		} else {
 			switch req.Cmd {
 			case "sas":
-				resp.SAs = listSAs(dp)
+				resp.SAs = listSAs(dp, req.Keys)
+				if req.Keys {
+					log.Warn("SA keys disclosed on the control socket", "sas", len(resp.SAs))
+				}
 			case "counters":
 				resp.Cores = counters(dp)
 			case "ike":
@@ -107,7 +111,9 @@ func serveAPI(c net.Conn, dp *dataplane.Dataplane, k *ike) {
 	}
 }
 
-func listSAs(dp *dataplane.Dataplane) []api.SA {
+// listSAs describes the data plane's SAs, with their keys only when keys
+// is set.
+func listSAs(dp *dataplane.Dataplane, keys bool) []api.SA {
 	now := time.Now()
 	var out []api.SA
 	for _, i := range dp.SAs() {
@@ -133,6 +139,9 @@ func listSAs(dp *dataplane.Dataplane) []api.SA {
 		}
 		if !i.LastUse.IsZero() {
 			a.IdleSeconds = int64(now.Sub(i.LastUse).Seconds())
+		}
+		if keys {
+			a.EncrKey, a.IntegKey = hex.EncodeToString(i.Transform.EncrKey), hex.EncodeToString(i.Transform.IntegKey)
 		}
 		out = append(out, a)
 	}

@@ -544,14 +544,16 @@ func TestGatewayStaticTunnel(t *testing.T) {
 	}
 }
 
-// capture starts tcpdump on the wire's bridge, for ESP and ESP in UDP,
+// capture starts tcpdump on the wire's bridge, for ESP and ESP in UDP
+// (in immediate mode: a capture stopped soon after the last packet must
+// still hold it),
 // and returns a function that stops it and returns the capture file.
 func (tp *topo) capture(t *testing.T) func() string {
 	t.Helper()
 	requireTools(t, "tcpdump")
 	path := filepath.Join(tp.dir, "wire.pcap")
 	var errb syncBuffer
-	cmd := exec.Command("ip", "netns", "exec", tp.wire.Name, "tcpdump", "-i", "br0", "-U", "-n", "-w", path, "esp or udp port 4500 or ip6 proto 50")
+	cmd := exec.Command("ip", "netns", "exec", tp.wire.Name, "tcpdump", "-i", "br0", "--immediate-mode", "-U", "-n", "-w", path, "esp or udp port 4500 or ip6 proto 50")
 	cmd.Stderr = &errb
 	cmd.SysProcAttr = dieWithTest()
 	if err := cmd.Start(); err != nil {
@@ -943,6 +945,7 @@ func testOnDemandIKE(t *testing.T, childless bool) {
 	a := tp.startDaemon(t, tp.gwA, "gwA", confA, sa)
 	b := tp.startDaemon(t, tp.gwB, "gwB", fmt.Sprintf(ikeTemplate, sb, "192.0.2.2", "192.0.2.1", "gwB", "gwA",
 		"203.0.113.0/24", "2001:db8:2::/64", "198.51.100.0/24", "2001:db8:1::/64"), sb)
+	capture := tp.capture(t)
 	start := time.Now()
 	out, _ := netnstest.RunErr("ip", "netns", "exec", tp.hostA.Name, "ping", "-n", "-c", "1", "-W", "2", "203.0.113.20")
 	took := time.Since(start)
@@ -956,6 +959,7 @@ func testOnDemandIKE(t *testing.T, childless bool) {
 	if n := ping(t, tp.hostB, "2001:db8:1::10", 5, 56); n != 5 {
 		t.Errorf("IPv6 through the negotiated SA: %d of 5 replies", n)
 	}
+	tp.checkNegotiatedKeys(t, a, capture())
 	ca, cb := tp.counters(t, a), tp.counters(t, b)
 	if ca["acquires"] != 1 || ca["held_sent"] != 1 || cb["acquires"] != 0 {
 		t.Errorf("gwA: %d acquires, %d held packets sent; gwB: %d acquires; want 1, 1, 0", ca["acquires"], ca["held_sent"], cb["acquires"])
@@ -1044,6 +1048,57 @@ func testOnDemandIKE(t *testing.T, childless bool) {
 	if out, err := exec.Command(tp.ctl, "-socket", a.socket, "initiate", "nobody").CombinedOutput(); err == nil {
 		t.Errorf("espxctl initiate of an unknown connection succeeded: %s", out)
 	}
+}
+
+// checkNegotiatedKeys decrypts the ESP of pcap with scapy and the keys
+// that `espxctl -keys sas` shows for d's SAs: the keys an operator reads
+// there are the ones on the wire. Without -keys, no key is shown.
+func (tp *topo) checkNegotiatedKeys(t *testing.T, d *daemon, pcap string) {
+	t.Helper()
+	plain, err := tp.ctlErr(d, "sas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(tp.ctl, "-socket", d.socket, "-json", "-keys", "sas").CombinedOutput()
+	if err != nil {
+		t.Fatalf("espxctl -keys sas: %v\n%s", err, out)
+	}
+	var r api.Response
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]string{}
+	for _, s := range r.SAs {
+		if len(s.EncrKey) != 40 || strings.Contains(plain, s.EncrKey) {
+			t.Fatalf("SA %s: key %d hex digits, or shown without -keys:\n%s", s.SPI, len(s.EncrKey), plain)
+		}
+		keys[fmt.Sprintf("%x", mustHex(t, s.SPI))] = s.EncrKey
+	}
+	if !strings.Contains(d.log.String(), "SA keys disclosed on the control socket") {
+		t.Error("the disclosure of keys was not logged")
+	}
+	js, _ := json.Marshal(keys)
+	path := filepath.Join(tp.dir, "negotiated.json")
+	if err := os.WriteFile(path, js, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dec, err := exec.Command(python, "testdata/esp_pcap.py", "decrypt", pcap, path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("scapy with the keys espxctl shows: %v\n%s", err, dec)
+	}
+	if n := strings.Count(string(dec), `"icmp_type"`); n < 12 {
+		rd, _ := exec.Command("tcpdump", "-n", "-r", pcap).CombinedOutput()
+		t.Errorf("%d ICMP messages decrypted from the wire, want at least 12:\n%s\n%s", n, dec, rd)
+	}
+}
+
+func mustHex(t *testing.T, s string) uint32 {
+	t.Helper()
+	var v uint32
+	if _, err := fmt.Sscanf(s, "0x%x", &v); err != nil {
+		t.Fatalf("SPI %q: %v", s, err)
+	}
+	return v
 }
 
 // waitFor polls cond for up to 5 s.

@@ -1,6 +1,8 @@
 // Package api is the operator's API of espxd, which espxctl speaks: one
 // JSON request per line on a unix socket that only root can open, one JSON
-// answer per line. Keys never cross it.
+// answer per line. SA keys cross it only when a request asks for them
+// (Request.Keys), as `ip xfrm state` shows them to root, to decrypt a
+// capture; espxd logs each such request.
 package api
 
 import (
@@ -19,6 +21,8 @@ import (
 type Request struct {
 	Cmd string `json:"cmd"`
 	Arg string `json:"arg,omitempty"`
+	// Keys asks sas to include each SA's keys.
+	Keys bool `json:"keys,omitempty"`
 }
 
 // SA is an SA in the data plane.
@@ -48,6 +52,11 @@ type SA struct {
 	HardBytes   uint64 `json:"hard_bytes,omitempty"`
 	SoftPackets uint64 `json:"soft_packets,omitempty"`
 	HardPackets uint64 `json:"hard_packets,omitempty"`
+	// Only when the request asks for keys: the encryption key (with the
+	// 4-byte salt of AES-GCM, AES-GMAC and ChaCha20-Poly1305, as RFC 4106
+	// keying material) and the integrity key, in hex.
+	EncrKey  string `json:"encr_key,omitempty"`
+	IntegKey string `json:"integ_key,omitempty"`
 }
 
 // Core is one worker's counters by name.
