@@ -259,3 +259,27 @@ func TestChooseChild(t *testing.T) {
 		}
 	}
 }
+
+// Two connections from one peer address with different IKE proposals: the
+// IKE_SA_INIT's proposals pick the one that accepts them.
+func TestResponderPicksConnectionByIKEProposal(t *testing.T) {
+	p := multiPeers(t, nil, nil)
+	other := *p.cfgB
+	other.Name = "cbc"
+	other.IKE = mustParse(t, ProtoIKE, "aes256-sha256-ecp256")
+	p = multiPeers(t, nil, []*PeerConfig{&other})
+	p.cfgA.IKE = other.IKE
+	sa, err := p.a.Initiate("to-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitSA(t, sa); err != nil {
+		t.Fatal(err)
+	}
+	if l := p.b.List(); len(l) != 1 || l[0].Name != "cbc" || l[0].Children[0].Name != "cbc" {
+		t.Fatalf("B's IKE SAs: %+v", l)
+	}
+	if n := p.b.Stats.NoProposal.Load(); n != 0 {
+		t.Errorf("%d proposals refused", n)
+	}
+}

@@ -142,14 +142,26 @@ func (d *Daemon) leaveInit(sa *IKESA) {
 
 func (d *Daemon) lookup(spi uint64) *IKESA { return d.sas.get(spi) }
 
-// peerFor finds the configuration of the peer a request comes from.
-func (d *Daemon) peerFor(from, to netip.AddrPort) *PeerConfig {
+// peerFor finds the configuration of the peer an IKE_SA_INIT request
+// comes from: of those for its addresses, the first that accepts one of
+// the IKE proposals offered, or failing that the first (which will refuse
+// them). IKE_AUTH may move the IKE SA to another configuration for the
+// same addresses, by the peer's identity; each child SA gets the
+// configuration its selectors fit (childConfigs).
+func (d *Daemon) peerFor(from, to netip.AddrPort, offered []Proposal) *PeerConfig {
+	var first *PeerConfig
 	for _, p := range d.peers {
-		if p.Remote.Addr() == from.Addr() && p.Local.Addr() == to.Addr() {
+		if p.Remote.Addr() != from.Addr() || p.Local.Addr() != to.Addr() {
+			continue
+		}
+		if first == nil {
+			first = p
+		}
+		if _, ok := SelectProposal(p.IKE, offered); ok {
 			return p
 		}
 	}
-	return nil
+	return first
 }
 
 // Receive processes one IKE datagram that arrived from from at to. A
@@ -203,8 +215,7 @@ func (d *Daemon) receiveInitRequest(b []byte, h Header, from, to netip.AddrPort)
 		}
 		return
 	}
-	cfg := d.peerFor(from, to)
-	if cfg == nil {
+	if d.peerFor(from, to, nil) == nil {
 		d.Stats.NoPeerConfig.Add(1)
 		return
 	}
@@ -213,6 +224,13 @@ func (d *Daemon) receiveInitRequest(b []byte, h Header, from, to netip.AddrPort)
 		d.Stats.Malformed.Add(1)
 		return
 	}
+	var offered []Proposal
+	for _, pl := range m.Payloads {
+		if sa, ok := pl.(*SA); ok {
+			offered = sa.Proposals
+		}
+	}
+	cfg := d.peerFor(from, to, offered)
 	d.mu.Lock()
 	ok, cookie := d.admitInit(m, from)
 	d.mu.Unlock()
