@@ -198,6 +198,7 @@ func (sa *IKESA) rekeyIKE(p payloadsOf, respond func([]Payload), refuse func(Not
 	n.state = stateEstablished
 	close(n.done)
 	n.armKeepalive()
+	sa.d.Stats.IKERekeys.Add(1)
 	if sa.ikeRekeying {
 		// We are rekeying it too: which new SA survives is settled when
 		// our answer comes (ike_rekey.go).

@@ -35,6 +35,13 @@ type Stats struct {
 	HalfOpenExpired    atomic.Uint64 // responder IKE SAs that never completed
 	IKERekeyCollisions atomic.Uint64 // IKE SA rekeys both ends started at once
 	Keepalives         atomic.Uint64 // NAT keepalives sent
+
+	// What happened to IKE and child SAs.
+	Established atomic.Uint64 // IKE SAs established by IKE_AUTH, either role
+	Failed      atomic.Uint64 // IKE SAs that failed before they were established
+	IKERekeys   atomic.Uint64 // IKE SAs replaced by a rekey, by either end
+	ChildSAs    atomic.Uint64 // child SAs installed (new and rekeyed)
+	DeadPeers   atomic.Uint64 // established IKE SAs closed because the peer stopped answering
 }
 
 // Daemon runs the IKE SAs of one gateway.

@@ -259,6 +259,7 @@ func (sa *IKESA) installChild(c *child, gir, ni, nr []byte, weInitiated bool) er
 		return err
 	}
 	sa.children = append(sa.children, c)
+	sa.d.Stats.ChildSAs.Add(1)
 	sa.d.log.Info("child SA installed", "peer", sa.cfg.Name, "conn", c.cfg.Name, "esp", c.prop.String(),
 		"spi_in", fmt.Sprintf("%08x", c.inSPI), "spi_out", fmt.Sprintf("%08x", c.outSPI))
 	return nil

@@ -120,10 +120,12 @@ func (sa *IKESA) ikeRekeyResponse(raw []byte, spi uint64, ni []byte, ke crypto.K
 	close(n.done)
 	sa.d.sas.put(n.spiI, n)
 	if peer := sa.peerRekeyed; peer != nil {
+		// Counted once, when we answered the peer's rekey.
 		sa.peerRekeyed = nil
 		sa.settleIKECollision(n, peer)
 		return
 	}
+	sa.d.Stats.IKERekeys.Add(1)
 	sa.d.log.Info("IKE SA rekeyed", "peer", sa.cfg.Name, "ike", suite.String(),
 		"old_spi_i", fmt.Sprintf("%016x", sa.spiI), "new_spi_i", fmt.Sprintf("%016x", n.spiI))
 	// The old SA goes; its children live on in the new one.

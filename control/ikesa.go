@@ -143,6 +143,7 @@ func (sa *IKESA) fail(err error) {
 		return
 	}
 	sa.state, sa.err = stateFailed, err
+	sa.d.Stats.Failed.Add(1)
 	sa.stopRequest()
 	sa.d.remove(sa)
 	close(sa.done)
@@ -151,6 +152,7 @@ func (sa *IKESA) fail(err error) {
 
 func (sa *IKESA) established() {
 	sa.state = stateEstablished
+	sa.d.Stats.Established.Add(1)
 	sa.d.mu.Lock()
 	sa.d.leaveInit(sa)
 	sa.d.mu.Unlock()

@@ -74,6 +74,7 @@ func (sa *IKESA) retransmit(r *request) {
 			// The peer is gone: so are our SAs with it.
 			sa.d.log.Warn("peer dead", "peer", sa.cfg.Name, "err", err)
 			sa.dead = true
+			sa.d.Stats.DeadPeers.Add(1)
 			sa.closeIKE()
 			return
 		}

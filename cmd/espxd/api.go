@@ -58,7 +58,7 @@ func startAPI(ctx context.Context, cfg *config, dp *dataplane.Dataplane, gw *dat
 		}
 	}()
 	if cfg.file.Metrics.Listen != "" {
-		if err := startMetrics(ctx, cfg, dp, gw, log); err != nil {
+		if err := startMetrics(ctx, cfg, dp, gw, k, log); err != nil {
 			return err
 		}
 	}

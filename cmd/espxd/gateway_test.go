@@ -1521,7 +1521,8 @@ start-action = "trap"
 		fmt.Sprintf(second, "192.0.2.1", "192.0.2.2", "gwA", "gwB", "198.51.100.0/24", "203.0.113.128/25")
 	confB := fmt.Sprintf(ikeTemplate, sb, "192.0.2.2", "192.0.2.1", "gwB", "gwA",
 		"203.0.113.0/25", "2001:db8:2::/64", "198.51.100.0/24", "2001:db8:1::/64") +
-		fmt.Sprintf(second, "192.0.2.2", "192.0.2.1", "gwB", "gwA", "203.0.113.128/25", "198.51.100.0/24")
+		fmt.Sprintf(second, "192.0.2.2", "192.0.2.1", "gwB", "gwA", "203.0.113.128/25", "198.51.100.0/24") +
+		"\n[metrics]\nlisten = \"127.0.0.1:9560\"\n"
 	a := tp.startDaemon(t, tp.gwA, "gwA", confA, sa)
 	b := tp.startDaemon(t, tp.gwB, "gwB", confB, sb)
 	for _, dst := range []string{"203.0.113.20", "203.0.113.200"} {
@@ -1551,6 +1552,16 @@ start-action = "trap"
 	}
 	if strings.Contains(a.log.String(), "TS_UNACCEPTABLE") || strings.Contains(a.log.String(), "refused") {
 		t.Errorf("a child SA was refused:\n%s", a.log.String())
+	}
+	// The control plane's Prometheus series (summed over labels).
+	m := scrape(t, tp.gwB)
+	for name, want := range map[string]float64{
+		"espx_ike_sas": 2, "espx_ike_child_sas": 2, "espx_ike_sas_established_total": 2,
+		"espx_ike_child_sas_installed_total": 2, "espx_ike_refusals_sent_total": 0, "espx_ike_sas_failed_total": 0,
+	} {
+		if m[name] != want {
+			t.Errorf("gwB metrics: %s = %v, want %v", name, m[name], want)
+		}
 	}
 	balanced(t, "gwA", tp.counters(t, a))
 	balanced(t, "gwB", tp.counters(t, b))

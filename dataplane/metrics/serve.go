@@ -41,10 +41,10 @@ func Handler(cs ...prometheus.Collector) (http.Handler, error) {
 	return promhttp.InstrumentMetricHandler(reg, h), nil
 }
 
-// Serve serves /metrics for c, with the Go and process collectors, over
+// Serve serves /metrics for cs, with the Go and process collectors, over
 // HTTP on addr until ctx is done, then shuts the server down and returns
 // nil. It returns an error if addr cannot be listened on or serving fails.
-func Serve(ctx context.Context, addr string, c prometheus.Collector) error {
+func Serve(ctx context.Context, addr string, cs ...prometheus.Collector) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
@@ -53,13 +53,13 @@ func Serve(ctx context.Context, addr string, c prometheus.Collector) error {
 		}
 		return fmt.Errorf("metrics: %w", err)
 	}
-	return ServeListener(ctx, ln, c)
+	return ServeListener(ctx, ln, cs...)
 }
 
 // ServeListener is Serve on a listener the caller opened, for example on
 // port 0 to learn the port. It closes ln.
-func ServeListener(ctx context.Context, ln net.Listener, c prometheus.Collector) error {
-	h, err := Handler(c)
+func ServeListener(ctx context.Context, ln net.Listener, cs ...prometheus.Collector) error {
+	h, err := Handler(cs...)
 	if err != nil {
 		ln.Close()
 		return err
