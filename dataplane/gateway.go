@@ -85,7 +85,7 @@ func (r fibRouter) Source(ifindex int, v6 bool) netip.Addr {
 // namespace of the calling thread, and runs it until ctx is done or Close
 // is called. It returns once every worker runs; on error nothing is left
 // attached or open.
-func (dp *Dataplane) Start(ctx context.Context, cfg GatewayConfig) (g *Gateway, err error) {
+func (dp *Dataplane) Start(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -96,8 +96,9 @@ func (dp *Dataplane) Start(ctx context.Context, cfg GatewayConfig) (g *Gateway, 
 		cfg.FrameSize = 2048
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	g = &Gateway{dp: dp, log: cfg.Log, FIB: fib.New(), cancel: cancel, owned: map[netip.Addr]bool{}}
+	g := &Gateway{dp: dp, log: cfg.Log, FIB: fib.New(), cancel: cancel, owned: map[netip.Addr]bool{}}
 	defer func() {
+		// Every error return leaves nothing attached or open.
 		if err != nil {
 			g.Close()
 		}
@@ -123,15 +124,20 @@ func (dp *Dataplane) Start(ctx context.Context, cfg GatewayConfig) (g *Gateway, 
 	// The routes and neighbours first: workers need them from the first
 	// packet on.
 	g.wg.Add(1)
+	mirrorErr := make(chan error, 1)
 	go func() {
 		defer g.wg.Done()
 		err := fib.Mirror(ctx, g.FIB, fib.MirrorOptions{OnError: func(err error) { cfg.Log.Warn("fib mirror", "err", err) }})
 		if err != nil {
-			g.fail(fmt.Errorf("fib mirror: %w", err))
+			err = fmt.Errorf("fib mirror: %w", err)
+			mirrorErr <- err
+			g.fail(err)
 		}
 	}()
 	select {
 	case <-g.FIB.Ready():
+	case err := <-mirrorErr:
+		return nil, err
 	case <-time.After(5 * time.Second):
 		return nil, errors.New("fib mirror: no first dump within 5 s")
 	}

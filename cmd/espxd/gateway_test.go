@@ -44,6 +44,9 @@ type topo struct {
 	hostA, gwA, wire, gwB, hostB *netnstest.NS
 	dir                          string
 	bin, ctl                     string
+	// wrap, if set, runs espxd in gwA through this command (which must
+	// exec it), e.g. to drop capabilities.
+	wrap []string
 }
 
 var buildOnce struct {
@@ -391,7 +394,11 @@ func (tp *topo) startDaemon(t *testing.T, ns *netnstest.NS, name, conf, socket s
 		t.Fatal(err)
 	}
 	d := &daemon{log: new(syncBuffer), socket: socket, exited: make(chan struct{})}
-	d.cmd = exec.Command("ip", "netns", "exec", ns.Name, tp.bin, "-config", path)
+	args := []string{"netns", "exec", ns.Name}
+	if ns == tp.gwA {
+		args = append(args, tp.wrap...)
+	}
+	d.cmd = exec.Command("ip", append(args, tp.bin, "-config", path)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.SysProcAttr = dieWithTest()
 	if err := d.cmd.Start(); err != nil {

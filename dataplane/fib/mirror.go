@@ -99,8 +99,24 @@ func Mirror(ctx context.Context, t *Table, opts MirrorOptions) error {
 		}
 		defer cur.Close()
 		ns = &cur
+		// In the process's own namespace (espxd's case: `ip netns exec`
+		// moves the whole process) the sockets need no setns, which would
+		// take CAP_SYS_ADMIN; only a thread moved on its own (as tests
+		// move theirs) needs the sockets opened there.
+		if proc, err := netns.GetFromPath("/proc/self/ns/net"); err == nil {
+			if proc.Equal(cur) {
+				ns = nil
+			}
+			proc.Close()
+		}
 	}
-	h, err := netlink.NewHandleAt(*ns, unix.NETLINK_ROUTE)
+	var h *netlink.Handle
+	var err error
+	if ns == nil {
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+	} else {
+		h, err = netlink.NewHandleAt(*ns, unix.NETLINK_ROUTE)
+	}
 	if err != nil {
 		return fmt.Errorf("fib: netlink socket: %w", err)
 	}
@@ -108,7 +124,7 @@ func Mirror(ctx context.Context, t *Table, opts MirrorOptions) error {
 	if err := h.SetSocketTimeout(netlinkTimeout); err != nil {
 		return fmt.Errorf("fib: netlink socket: %w", err)
 	}
-	m := &mirror{t: t, h: h, ns: *ns, opts: opts, st: newState(opts.TableID)}
+	m := &mirror{t: t, h: h, ns: ns, opts: opts, st: newState(opts.TableID)}
 
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -146,9 +162,11 @@ func Mirror(ctx context.Context, t *Table, opts MirrorOptions) error {
 }
 
 type mirror struct {
-	t    *Table
-	h    *netlink.Handle
-	ns   netns.NsHandle
+	t *Table
+	h *netlink.Handle
+	// ns is where the subscriptions' sockets are opened; nil: the
+	// process's own namespace, without setns.
+	ns   *netns.NsHandle
 	opts MirrorOptions
 	st   *state
 
@@ -327,28 +345,28 @@ func (s *session) subscribe(m *mirror) error {
 	}
 	o := m.opts
 	if err := netlink.LinkSubscribeWithOptions(s.links, s.done, netlink.LinkSubscribeOptions{
-		Namespace: &m.ns, ErrorCallback: cb,
+		Namespace: m.ns, ErrorCallback: cb,
 		ReceiveBufferSize: o.ReceiveBufferSize, ReceiveBufferForceSize: o.ReceiveBufferForce,
 	}); err != nil {
 		return fmt.Errorf("links: %w", err)
 	}
 	s.drains = append(s.drains, drain(s.links))
 	if err := netlink.AddrSubscribeWithOptions(s.addrs, s.done, netlink.AddrSubscribeOptions{
-		Namespace: &m.ns, ErrorCallback: cb,
+		Namespace: m.ns, ErrorCallback: cb,
 		ReceiveBufferSize: o.ReceiveBufferSize, ReceiveBufferForceSize: o.ReceiveBufferForce,
 	}); err != nil {
 		return fmt.Errorf("addresses: %w", err)
 	}
 	s.drains = append(s.drains, drain(s.addrs))
 	if err := netlink.RouteSubscribeWithOptions(s.routes, s.done, netlink.RouteSubscribeOptions{
-		Namespace: &m.ns, ErrorCallback: cb,
+		Namespace: m.ns, ErrorCallback: cb,
 		ReceiveBufferSize: o.ReceiveBufferSize, ReceiveBufferForceSize: o.ReceiveBufferForce,
 	}); err != nil {
 		return fmt.Errorf("routes: %w", err)
 	}
 	s.drains = append(s.drains, drain(s.routes))
 	if err := netlink.NeighSubscribeWithOptions(s.neighs, s.done, netlink.NeighSubscribeOptions{
-		Namespace: &m.ns, ErrorCallback: cb,
+		Namespace: m.ns, ErrorCallback: cb,
 		ReceiveBufferSize: o.ReceiveBufferSize, ReceiveBufferForceSize: o.ReceiveBufferForce,
 	}); err != nil {
 		return fmt.Errorf("neighbours: %w", err)
