@@ -134,7 +134,7 @@ func (b *bench) startEspx(ctx context.Context, tp *topo) (gateways, error) {
 		}
 		d.proc = pr
 		*g.dst = d
-		b.atExit(func() {
+		b.AtExit(func() {
 			if err := d.proc.stop(10 * time.Second); err != nil {
 				fmt.Fprintf(os.Stderr, "gwbench: espxd %s: %v\n%s", d.name, err, d.log)
 			}
@@ -150,7 +150,7 @@ func (b *bench) startEspx(ctx context.Context, tp *topo) (gateways, error) {
 func (b *bench) waitEspx(ctx context.Context, d *espxDaemon) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if _, err := b.output(ctx, 5*time.Second, b.espxctl, "-socket", d.socket, "sas"); err == nil {
+		if _, err := b.Output(ctx, 5*time.Second, b.espxctl, "-socket", d.socket, "sas"); err == nil {
 			return nil
 		}
 		select {
@@ -172,7 +172,7 @@ func (p *espxPair) pids() [2]int { return [2]int{p.a.proc.pid(), p.z.proc.pid()}
 func (p *espxPair) encrypted(ctx context.Context) (uint64, error) {
 	var sum uint64
 	for _, d := range []*espxDaemon{p.a, p.z} {
-		out, err := p.b.output(ctx, 5*time.Second, p.b.espxctl, "-socket", d.socket, "-json", "counters")
+		out, err := p.b.Output(ctx, 5*time.Second, p.b.espxctl, "-socket", d.socket, "-json", "counters")
 		if err != nil {
 			return 0, err
 		}

@@ -78,7 +78,7 @@ func (b *bench) iperf(ctx context.Context, tp *topo, gw gateways, reverse bool) 
 	var start, end time.Time
 	for try := 0; ; try++ { // until the server listens
 		cpu0, host0, start = procCPU(gw.pids()), readCPUTimes(), time.Now()
-		out, err := b.output(ctx, time.Duration(b.opt.seconds+30)*time.Second, args...)
+		out, err := b.Output(ctx, time.Duration(b.opt.seconds+30)*time.Second, args...)
 		cpu1, host1, end = procCPU(gw.pids()), readCPUTimes(), time.Now()
 		if ctx.Err() != nil {
 			return result{}, ctx.Err()

@@ -61,6 +61,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/espx/espx/bench/internal/harness"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -113,12 +114,12 @@ func main() {
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	b := &bench{opt: o}
+	b := &bench{opt: o, Runner: harness.Runner{Prog: "gwbench", Verbose: o.verbose}}
 	err := b.run(ctx)
 	// Teardown runs whatever happened. It does not use ctx, which a signal
 	// may have cancelled, and the signals stay caught until it is done so
 	// that a second Ctrl-C cannot cut it short (each step is bounded).
-	b.teardown()
+	b.Teardown()
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gwbench:", err)
@@ -128,34 +129,15 @@ func main() {
 
 // bench holds the run's state and the undo list of everything it made.
 type bench struct {
-	opt         options
-	dir         string // temporary directory: binaries, configurations, charon state
-	espxd       string
-	espxctl     string
-	sswanDir    string
-	undo        []func()
+	opt      options
+	dir      string // temporary directory: binaries, configurations, charon state
+	espxd    string
+	espxctl  string
+	sswanDir string
+	harness.Undo
+	harness.Runner
 	results     []result
 	sswanSerial int
-}
-
-// atExit registers f to run at teardown, in reverse order of registration.
-func (b *bench) atExit(f func()) { b.undo = append(b.undo, f) }
-
-// teardown runs the undo list, last registered first.
-func (b *bench) teardown() {
-	for i := len(b.undo) - 1; i >= 0; i-- {
-		b.undo[i]()
-	}
-	b.undo = nil
-}
-
-// popTo runs and forgets the undo entries registered after mark: a
-// measurement cleans up after itself as soon as it is done.
-func (b *bench) popTo(mark int) {
-	for i := len(b.undo) - 1; i >= mark; i-- {
-		b.undo[i]()
-	}
-	b.undo = b.undo[:mark]
 }
 
 func (b *bench) run(ctx context.Context) error {
@@ -172,7 +154,7 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	b.dir = dir
-	b.atExit(func() { os.RemoveAll(dir) })
+	b.AtExit(func() { os.RemoveAll(dir) })
 	root, err := moduleRoot(ctx)
 	if err != nil {
 		return err
@@ -218,8 +200,8 @@ func (b *bench) run(ctx context.Context) error {
 // measure builds a fresh topology, starts system s in it, runs iperf3
 // both ways and removes everything again.
 func (b *bench) measure(ctx context.Context, round int, s system) error {
-	mark := len(b.undo)
-	defer b.popTo(mark)
+	mark := b.Mark()
+	defer b.PopTo(mark)
 	busy := b.waitIdle(ctx)
 	tp, err := b.newTopo(ctx, s)
 	if err != nil {

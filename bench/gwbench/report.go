@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/espx/espx/bench/internal/harness"
 	"io"
 	"slices"
 	"strings"
@@ -19,20 +20,20 @@ func report(w io.Writer, results []result, systems []system) {
 			if len(rs) == 0 {
 				continue
 			}
-			mb := field(rs, func(r result) float64 { return r.mbps })
+			mb := harness.Field(rs, func(r result) float64 { return r.mbps })
 			runs := make([]string, len(mb))
 			for i, v := range mb {
 				runs[i] = fmt.Sprintf("%.0f", v)
 			}
 			gwCPU := "-"
 			if s.kind != plain {
-				gwCPU = fmt.Sprintf("%.0f %% / %.0f %%", median(field(rs, func(r result) float64 { return r.gwCPU[0] })),
-					median(field(rs, func(r result) float64 { return r.gwCPU[1] })))
+				gwCPU = fmt.Sprintf("%.0f %% / %.0f %%", harness.Median(harness.Field(rs, func(r result) float64 { return r.gwCPU[0] })),
+					harness.Median(harness.Field(rs, func(r result) float64 { return r.gwCPU[1] })))
 			}
 			fmt.Fprintf(w, "| %s | %s | **%.0f** | %.0f-%.0f | %s | %.0f | %s | %.0f %% |\n",
-				s, rs[0].direction(), median(mb), slices.Min(mb), slices.Max(mb), strings.Join(runs, ", "),
-				median(field(rs, func(r result) float64 { return float64(r.retransmits) })), gwCPU,
-				median(field(rs, func(r result) float64 { return r.hostBusy })))
+				s, rs[0].direction(), harness.Median(mb), slices.Min(mb), slices.Max(mb), strings.Join(runs, ", "),
+				harness.Median(harness.Field(rs, func(r result) float64 { return float64(r.retransmits) })), gwCPU,
+				harness.Median(harness.Field(rs, func(r result) float64 { return r.hostBusy })))
 		}
 	}
 	fmt.Fprintln(w)
@@ -55,13 +56,13 @@ func report(w io.Writer, results []result, systems []system) {
 					}
 				}
 			}
-			em, om := median(field(e, func(r result) float64 { return r.mbps })), median(field(o, func(r result) float64 { return r.mbps }))
+			em, om := harness.Median(harness.Field(e, func(r result) float64 { return r.mbps })), harness.Median(harness.Field(o, func(r result) float64 { return r.mbps }))
 			verdict := "met"
 			if em/om < 4 {
 				verdict = "not met"
 			}
 			fmt.Fprintf(w, "| %s | %s | **%.2fx** | %.2fx (%.2f-%.2f) | 4x: %s |\n", s, e[0].direction(), em/om,
-				median(per), slices.Min(per), slices.Max(per), verdict)
+				harness.Median(per), slices.Min(per), slices.Max(per), verdict)
 		}
 	}
 }
@@ -74,24 +75,4 @@ func pick(results []result, s system, reverse bool) []result {
 		}
 	}
 	return out
-}
-
-func field(rs []result, f func(result) float64) []float64 {
-	v := make([]float64, len(rs))
-	for i, r := range rs {
-		v[i] = f(r)
-	}
-	return v
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

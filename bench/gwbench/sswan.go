@@ -40,7 +40,7 @@ func (b *bench) startSswan(ctx context.Context, tp *topo) (gateways, error) {
 		p.states[idx] = state
 		// Registered before the start: the script may fail after charon
 		// is up, and sswan-peer-down.sh stops it by its recorded PID.
-		b.atExit(func() { p.downOne(idx) })
+		b.AtExit(func() { p.downOne(idx) })
 		args := []string{up, "--name", g.name, "--netns", g.ns, "--state-dir", state,
 			"--local-addr", g.local, "--remote-addr", g.remote,
 			"--local-ts", g.lts, "--remote-ts", g.rts, "--psk", "gwbench-not-a-secret",
@@ -48,7 +48,7 @@ func (b *bench) startSswan(ctx context.Context, tp *topo) (gateways, error) {
 		if g.initiate {
 			args = append(args, "--initiate")
 		}
-		if _, err := b.output(ctx, 60*time.Second, args...); err != nil {
+		if _, err := b.Output(ctx, 60*time.Second, args...); err != nil {
 			return nil, err
 		}
 		pid, err := readPID(filepath.Join(state, "charon.pid"))
@@ -60,7 +60,7 @@ func (b *bench) startSswan(ctx context.Context, tp *topo) (gateways, error) {
 	// The CHILD_SA must carry traffic before the measurement starts.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		err := b.cmd(ctx, "ip", "netns", "exec", tp.hostA, "ping", "-n", "-q", "-c", "1", "-W", "1", hostBAddr)
+		err := b.Cmd(ctx, "ip", "netns", "exec", tp.hostA, "ping", "-n", "-q", "-c", "1", "-W", "1", hostBAddr)
 		if err == nil {
 			break
 		}
@@ -86,7 +86,7 @@ func (p *sswanPair) pids() [2]int { return p.pid }
 func (p *sswanPair) encrypted(ctx context.Context) (uint64, error) {
 	var sum uint64
 	for _, ns := range []string{p.tp.gwA, p.tp.gwB} {
-		out, err := p.b.output(ctx, 5*time.Second, "ip", "-n", ns, "-j", "-s", "link", "show", "dev", "ipsec0")
+		out, err := p.b.Output(ctx, 5*time.Second, "ip", "-n", ns, "-j", "-s", "link", "show", "dev", "ipsec0")
 		if err != nil {
 			return 0, err
 		}
@@ -129,7 +129,7 @@ func (p *sswanPair) downOne(i int) error {
 		return nil // never started
 	}
 	p.down[i] = true
-	_, err := p.b.output(context.Background(), 30*time.Second, filepath.Join(p.b.sswanDir, "sswan-peer-down.sh"), "--state-dir", p.states[i])
+	_, err := p.b.Output(context.Background(), 30*time.Second, filepath.Join(p.b.sswanDir, "sswan-peer-down.sh"), "--state-dir", p.states[i])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gwbench:", err)
 	}

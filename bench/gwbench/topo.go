@@ -74,11 +74,11 @@ func (b *bench) newTopo(ctx context.Context, s system) (*topo, error) {
 		if _, err := os.Stat("/run/netns/" + ns); err == nil {
 			return nil, fmt.Errorf("namespace %s exists already", ns)
 		}
-		if err := b.cmd(ctx, "ip", "netns", "add", ns); err != nil {
+		if err := b.Cmd(ctx, "ip", "netns", "add", ns); err != nil {
 			return nil, err
 		}
-		b.atExit(func() { b.delNS(ns) })
-		if err := b.cmd(ctx, "ip", "-n", ns, "link", "set", "lo", "up"); err != nil {
+		b.AtExit(func() { b.DelNS(ns) })
+		if err := b.Cmd(ctx, "ip", "-n", ns, "link", "set", "lo", "up"); err != nil {
 			return nil, err
 		}
 	}
@@ -91,7 +91,7 @@ func (b *bench) newTopo(ctx context.Context, s system) (*topo, error) {
 		{tp.hostB, "eth0", tp.gwB, "prot", lanMTU},
 	}
 	for _, l := range links {
-		if err := b.cmd(ctx, "ip", "link", "add", l.dev1, "netns", l.ns1, "mtu", fmt.Sprint(l.mtu), "type", "veth",
+		if err := b.Cmd(ctx, "ip", "link", "add", l.dev1, "netns", l.ns1, "mtu", fmt.Sprint(l.mtu), "type", "veth",
 			"peer", "name", l.dev2, "netns", l.ns2, "mtu", fmt.Sprint(l.mtu)); err != nil {
 			return nil, err
 		}
@@ -104,20 +104,20 @@ func (b *bench) newTopo(ctx context.Context, s system) (*topo, error) {
 		{tp.gwB, "prot", gwBProt + "/24"},
 		{tp.hostB, "eth0", hostBAddr + "/24"},
 	} {
-		if err := b.cmd(ctx, "ip", "-n", a.ns, "addr", "add", a.addr, "dev", a.dev, "nodad"); err != nil {
+		if err := b.Cmd(ctx, "ip", "-n", a.ns, "addr", "add", a.addr, "dev", a.dev, "nodad"); err != nil {
 			return nil, err
 		}
 		if !s.offloads {
-			if err := b.cmd(ctx, "ip", "netns", "exec", a.ns, "ethtool", "-K", a.dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"); err != nil {
+			if err := b.Cmd(ctx, "ip", "netns", "exec", a.ns, "ethtool", "-K", a.dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"); err != nil {
 				return nil, err
 			}
 		}
-		if err := b.cmd(ctx, "ip", "-n", a.ns, "link", "set", a.dev, "up"); err != nil {
+		if err := b.Cmd(ctx, "ip", "-n", a.ns, "link", "set", a.dev, "up"); err != nil {
 			return nil, err
 		}
 	}
 	for _, rt := range []struct{ ns, via string }{{tp.hostA, gwAProt}, {tp.hostB, gwBProt}} {
-		if err := b.cmd(ctx, "ip", "-n", rt.ns, "route", "add", "default", "via", rt.via); err != nil {
+		if err := b.Cmd(ctx, "ip", "-n", rt.ns, "route", "add", "default", "via", rt.via); err != nil {
 			return nil, err
 		}
 	}
@@ -130,13 +130,13 @@ func (b *bench) newTopo(ctx context.Context, s system) (*topo, error) {
 		fwd = "1"
 	}
 	for _, ns := range []string{tp.gwA, tp.gwB} {
-		if err := b.cmd(ctx, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward="+fwd); err != nil {
+		if err := b.Cmd(ctx, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward="+fwd); err != nil {
 			return nil, err
 		}
 	}
 	if s.kind == plain {
 		for _, rt := range []struct{ ns, dst, via string }{{tp.gwA, netB, gwBWire}, {tp.gwB, netA, gwAWire}} {
-			if err := b.cmd(ctx, "ip", "-n", rt.ns, "route", "add", rt.dst, "via", rt.via); err != nil {
+			if err := b.Cmd(ctx, "ip", "-n", rt.ns, "route", "add", rt.dst, "via", rt.via); err != nil {
 				return nil, err
 			}
 		}
@@ -145,46 +145,11 @@ func (b *bench) newTopo(ctx context.Context, s system) (*topo, error) {
 	for _, p := range []struct{ ns, dst string }{
 		{tp.gwA, hostAAddr}, {tp.gwA, gwBWire}, {tp.gwB, hostBAddr}, {tp.hostA, gwAProt}, {tp.hostB, gwBProt},
 	} {
-		if err := b.cmd(ctx, "ip", "netns", "exec", p.ns, "ping", "-n", "-q", "-c", "1", "-W", "2", p.dst); err != nil {
+		if err := b.Cmd(ctx, "ip", "netns", "exec", p.ns, "ping", "-n", "-q", "-c", "1", "-W", "2", p.dst); err != nil {
 			return nil, fmt.Errorf("%s cannot reach %s before the gateways start: %w", p.ns, p.dst, err)
 		}
 	}
 	return tp, nil
-}
-
-// delNS deletes a namespace this harness created, after warning about any
-// process still in it (which it leaves alone: it is not known to be ours).
-func (b *bench) delNS(ns string) {
-	if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil && len(bytes.TrimSpace(out)) > 0 {
-		fmt.Fprintf(os.Stderr, "gwbench: warning: processes still in %s: %s\n", ns, strings.Join(strings.Fields(string(out)), " "))
-	}
-	if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "gwbench: ip netns del %s: %v %s\n", ns, err, out)
-	}
-}
-
-// cmd runs a short command, bounded to 30 s, in its own process group.
-func (b *bench) cmd(ctx context.Context, args ...string) error {
-	_, err := b.output(ctx, 30*time.Second, args...)
-	return err
-}
-
-// output runs a command bounded to timeout and returns its standard
-// output; on failure the error carries standard error too.
-func (b *bench) output(ctx context.Context, timeout time.Duration, args ...string) (string, error) {
-	if b.opt.verbose {
-		fmt.Fprintln(os.Stderr, "+", strings.Join(args, " "))
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%s: %w: %s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	return stdout.String(), nil
 }
 
 // logBuffer collects a child's output; the child writes it from exec's

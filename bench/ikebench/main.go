@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/espx/espx/bench/internal/harness"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -110,11 +111,11 @@ func main() {
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	b := &bench{opt: o}
+	b := &bench{opt: o, Runner: harness.Runner{Prog: "ikebench", Verbose: o.verbose}}
 	err := b.run(ctx)
 	// Teardown runs whatever happened, without ctx (a signal may have
 	// cancelled it); the signals stay caught until it is done.
-	b.teardown()
+	b.Teardown()
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ikebench:", err)
@@ -124,32 +125,14 @@ func main() {
 
 // bench holds the run's state and the undo list of everything it made.
 type bench struct {
-	opt     options
-	dir     string // temporary directory: charon state, responder logs
-	self    string // this executable, run again as the espx responder
-	psk     []byte
-	tp      *topo
-	undo    []func()
+	opt  options
+	dir  string // temporary directory: charon state, responder logs
+	self string // this executable, run again as the espx responder
+	psk  []byte
+	tp   *topo
+	harness.Undo
+	harness.Runner
 	results []result
-}
-
-// atExit registers f to run at teardown, last registered first.
-func (b *bench) atExit(f func()) { b.undo = append(b.undo, f) }
-
-func (b *bench) teardown() {
-	for i := len(b.undo) - 1; i >= 0; i-- {
-		b.undo[i]()
-	}
-	b.undo = nil
-}
-
-// popTo runs and forgets the undo entries registered after mark, so that a
-// measurement cleans up after itself as soon as it is done.
-func (b *bench) popTo(mark int) {
-	for i := len(b.undo) - 1; i >= mark; i-- {
-		b.undo[i]()
-	}
-	b.undo = b.undo[:mark]
 }
 
 func (b *bench) run(ctx context.Context) error {
@@ -177,7 +160,7 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	b.dir = dir
-	b.atExit(func() {
+	b.AtExit(func() {
 		if b.opt.keep {
 			fmt.Fprintln(os.Stderr, "ikebench: kept", dir)
 			return
@@ -187,7 +170,7 @@ func (b *bench) run(ctx context.Context) error {
 	b.psk = make([]byte, 32)
 	rand.Read(b.psk)
 	// Whatever the mode, the harness ends as it started: on every CPU.
-	b.atExit(func() { pinSelf(allCPUs()) })
+	b.AtExit(func() { pinSelf(allCPUs()) })
 
 	if b.tp, err = b.newTopo(ctx); err != nil {
 		return err

@@ -57,8 +57,8 @@ func (b *bench) snapshot(ctx context.Context, r responder, l *load) (snapshot, e
 // measure starts responder s in mode m, loads it with fresh initiators,
 // counts over the window and removes everything again.
 func (b *bench) measure(ctx context.Context, round int, m mode, s kind) error {
-	mark := len(b.undo)
-	defer b.popTo(mark)
+	mark := b.Mark()
+	defer b.PopTo(mark)
 	busy := b.waitIdle(ctx)
 	respCPUs, initCPUs := allCPUs(), allCPUs()
 	if m == pinned {
@@ -82,7 +82,7 @@ func (b *bench) measure(ctx context.Context, round int, m mode, s kind) error {
 	if err != nil {
 		return err
 	}
-	b.atExit(l.close)
+	b.AtExit(l.close)
 	if err := sleep(ctx, b.opt.warmup); err != nil {
 		return err
 	}

@@ -146,7 +146,7 @@ func (b *bench) startEspx(ctx context.Context, cpus []int) (*espxResp, error) {
 		close(e.lines)
 		outR.Close()
 	}()
-	b.atExit(func() {
+	b.AtExit(func() {
 		if err := e.stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "ikebench: espx responder:", err)
 		}

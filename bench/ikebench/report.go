@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/espx/espx/bench/internal/harness"
 	"io"
 	"slices"
 	"strings"
@@ -22,16 +23,16 @@ func report(w io.Writer, results []result, o options) {
 			if len(rs) == 0 {
 				continue
 			}
-			rate := field(rs, func(r result) float64 { return r.rate })
+			rate := harness.Field(rs, func(r result) float64 { return r.rate })
 			runs := make([]string, len(rate))
 			for i, v := range rate {
 				runs[i] = fmt.Sprintf("%.0f", v)
 			}
-			first := field(rs, func(r result) float64 { return r.perSecond[0] })
-			last := field(rs, func(r result) float64 { return r.perSecond[len(r.perSecond)-1] })
+			first := harness.Field(rs, func(r result) float64 { return r.perSecond[0] })
+			last := harness.Field(rs, func(r result) float64 { return r.perSecond[len(r.perSecond)-1] })
 			var busy []string
 			for c := range rs[0].cpuBusy {
-				busy = append(busy, fmt.Sprintf("%.0f", 100*median(field(rs, func(r result) float64 {
+				busy = append(busy, fmt.Sprintf("%.0f", 100*harness.Median(harness.Field(rs, func(r result) float64 {
 					if c < len(r.cpuBusy) {
 						return r.cpuBusy[c]
 					}
@@ -45,14 +46,14 @@ func report(w io.Writer, results []result, o options) {
 				drops += r.rcvbufDrops
 			}
 			fmt.Fprintf(w, "| %s | %s | **%.0f** | %.0f-%.0f | %s | %.0f -> %.0f | %.0f %% | %.0f us | %.0f %% | %s %% | %d / %d / %d | %.0f | %.0f %% |\n",
-				m, s, median(rate), slices.Min(rate), slices.Max(rate), strings.Join(runs, ", "),
-				median(first), median(last),
-				100*median(field(rs, func(r result) float64 { return r.respCPU })),
-				median(field(rs, func(r result) float64 { return r.usPerTunnel })),
-				100*median(field(rs, func(r result) float64 { return r.initCPU })),
+				m, s, harness.Median(rate), slices.Min(rate), slices.Max(rate), strings.Join(runs, ", "),
+				harness.Median(first), harness.Median(last),
+				100*harness.Median(harness.Field(rs, func(r result) float64 { return r.respCPU })),
+				harness.Median(harness.Field(rs, func(r result) float64 { return r.usPerTunnel })),
+				100*harness.Median(harness.Field(rs, func(r result) float64 { return r.initCPU })),
 				strings.Join(busy, " / "), failed, retr, drops,
-				median(field(rs, func(r result) float64 { return float64(r.total) })),
-				100*median(field(rs, func(r result) float64 { return r.busyBefore })))
+				harness.Median(harness.Field(rs, func(r result) float64 { return float64(r.total) })),
+				100*harness.Median(harness.Field(rs, func(r result) float64 { return r.busyBefore })))
 		}
 	}
 	fmt.Fprintln(w)
@@ -71,15 +72,15 @@ func report(w io.Writer, results []result, o options) {
 				}
 			}
 		}
-		em := median(field(e, func(r result) float64 { return r.rate }))
-		sm := median(field(s, func(r result) float64 { return r.rate }))
+		em := harness.Median(harness.Field(e, func(r result) float64 { return r.rate }))
+		sm := harness.Median(harness.Field(s, func(r result) float64 { return r.rate }))
 		verdict := "met"
 		if em/sm < target {
 			verdict = "not met"
 		}
-		ec := median(field(e, func(r result) float64 { return r.usPerTunnel }))
-		sc := median(field(s, func(r result) float64 { return r.usPerTunnel }))
-		fmt.Fprintf(w, "| %s | **%.2fx** | %.2fx (%.2f-%.2f) | %s | %.2fx |\n", m, em/sm, median(per), slices.Min(per), slices.Max(per), verdict, sc/ec)
+		ec := harness.Median(harness.Field(e, func(r result) float64 { return r.usPerTunnel }))
+		sc := harness.Median(harness.Field(s, func(r result) float64 { return r.usPerTunnel }))
+		fmt.Fprintf(w, "| %s | **%.2fx** | %.2fx (%.2f-%.2f) | %s | %.2fx |\n", m, em/sm, harness.Median(per), slices.Min(per), slices.Max(per), verdict, sc/ec)
 	}
 }
 
@@ -91,24 +92,4 @@ func pick(results []result, m mode, s kind) []result {
 		}
 	}
 	return out
-}
-
-func field(rs []result, f func(result) float64) []float64 {
-	v := make([]float64, len(rs))
-	for i, r := range rs {
-		v[i] = f(r)
-	}
-	return v
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -129,7 +129,7 @@ func (b *bench) startCharon(ctx context.Context, cpus []int) (*charon, error) {
 	if c.p, err = b.start("charon", args, nil, nil); err != nil {
 		return nil, err
 	}
-	b.atExit(func() {
+	b.AtExit(func() {
 		if err := c.stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "ikebench: charon:", err)
 		}

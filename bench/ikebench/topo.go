@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
-	"time"
 )
 
 // Addresses: documentation ranges only.
@@ -60,15 +56,15 @@ func (b *bench) newTopo(ctx context.Context) (*topo, error) {
 		if _, err := os.Stat("/run/netns/" + ns); err == nil {
 			return nil, fmt.Errorf("namespace %s exists already", ns)
 		}
-		if err := b.cmd(ctx, "ip", "netns", "add", ns); err != nil {
+		if err := b.Cmd(ctx, "ip", "netns", "add", ns); err != nil {
 			return nil, err
 		}
-		b.atExit(func() { b.delNS(ns) })
-		if err := b.cmd(ctx, "ip", "-n", ns, "link", "set", "lo", "up"); err != nil {
+		b.AtExit(func() { b.DelNS(ns) })
+		if err := b.Cmd(ctx, "ip", "-n", ns, "link", "set", "lo", "up"); err != nil {
 			return nil, err
 		}
 	}
-	if err := b.cmd(ctx, "ip", "link", "add", "link0", "netns", tp.resp, "type", "veth", "peer", "name", "link0", "netns", tp.init); err != nil {
+	if err := b.Cmd(ctx, "ip", "link", "add", "link0", "netns", tp.resp, "type", "veth", "peer", "name", "link0", "netns", tp.init); err != nil {
 		return nil, err
 	}
 	batch := []string{
@@ -94,7 +90,7 @@ func (b *bench) newTopo(ctx context.Context) (*topo, error) {
 	}
 	// Resolve the neighbours now, so that no measurement starts with ARP.
 	for _, p := range []struct{ ns, src, dst string }{{tp.resp, respAddr, linkAddr}, {tp.init, linkAddr, respAddr}} {
-		if err := b.cmd(ctx, "ip", "netns", "exec", p.ns, "ping", "-n", "-q", "-c", "1", "-W", "2", "-I", p.src, p.dst); err != nil {
+		if err := b.Cmd(ctx, "ip", "netns", "exec", p.ns, "ping", "-n", "-q", "-c", "1", "-W", "2", "-I", p.src, p.dst); err != nil {
 			return nil, fmt.Errorf("%s cannot reach %s: %w", p.ns, p.dst, err)
 		}
 	}
@@ -107,40 +103,5 @@ func (b *bench) ipBatch(ctx context.Context, ns string, lines []string) error {
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		return err
 	}
-	return b.cmd(ctx, "ip", "-n", ns, "-batch", path)
-}
-
-// delNS deletes a namespace this harness created, after warning about any
-// process still in it (which it leaves alone: it is not known to be ours).
-func (b *bench) delNS(ns string) {
-	if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil && len(bytes.TrimSpace(out)) > 0 {
-		fmt.Fprintf(os.Stderr, "ikebench: warning: processes still in %s: %s\n", ns, strings.Join(strings.Fields(string(out)), " "))
-	}
-	if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "ikebench: ip netns del %s: %v %s\n", ns, err, out)
-	}
-}
-
-// cmd runs a short command, bounded to 30 s, in its own process group.
-func (b *bench) cmd(ctx context.Context, args ...string) error {
-	_, err := b.output(ctx, 30*time.Second, args...)
-	return err
-}
-
-// output runs a command bounded to timeout and returns its standard
-// output; on failure the error carries standard error too.
-func (b *bench) output(ctx context.Context, timeout time.Duration, args ...string) (string, error) {
-	if b.opt.verbose {
-		fmt.Fprintln(os.Stderr, "+", strings.Join(args, " "))
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%s: %w: %s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	return stdout.String(), nil
+	return b.Cmd(ctx, "ip", "-n", ns, "-batch", path)
 }
