@@ -19,8 +19,8 @@ func BenchmarkPipeline(b *testing.B) {
 		b.Run("encrypt/"+strconv.Itoa(n), func(b *testing.B) {
 			p := newTestPair(b, Config{}, false, false)
 			inner := innerSized(n)
-			p.a.prot.gen = ether(macGwAProt, macHostA, inner)
-			p.a.unprot.discard = true
+			p.a.prot.Gen = ether(macGwAProt, macHostA, inner)
+			p.a.unprot.Discard = true
 			runPipeline(b, p.a, n)
 			if s := p.a.w.C.Snapshot(); s.TxPackets[Unprotected] != s.RxPackets[Protected] {
 				b.Fatalf("sent %d of %d", s.TxPackets[Unprotected], s.RxPackets[Protected])
@@ -33,15 +33,15 @@ func BenchmarkPipeline(b *testing.B) {
 			// reset, so that every packet is new to it.
 			const distinct = 1 << 16
 			inner := innerSized(n)
-			p.a.prot.gen = ether(macGwAProt, macHostA, inner)
-			p.a.unprot.discard = false
-			for len(p.a.unprot.sent) < distinct {
+			p.a.prot.Gen = ether(macGwAProt, macHostA, inner)
+			p.a.unprot.Discard = false
+			for len(p.a.unprot.Sent) < distinct {
 				p.a.w.Poll()
 			}
-			p.b.unprot.genList = p.a.unprot.take()[:distinct]
+			p.b.unprot.GenList = p.a.unprot.Take()[:distinct]
 			sa := p.b.dp.sad.in.get(0x1001)
-			p.b.unprot.onWrap = sa.window.reset
-			p.b.prot.discard = true
+			p.b.unprot.OnWrap = sa.window.reset
+			p.b.prot.Discard = true
 			runPipeline(b, p.b, n)
 			if s := p.b.w.C.Snapshot(); s.TxPackets[Protected] != s.RxPackets[Unprotected] {
 				b.Fatalf("delivered %d of %d: drops %v", s.TxPackets[Protected], s.RxPackets[Unprotected], s.Drops)

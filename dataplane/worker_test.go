@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/espx/espx/crypto"
+	"github.com/espx/espx/dataplane/internal/fakeport"
 	"github.com/espx/espx/spd"
 )
 
@@ -34,7 +35,7 @@ var (
 type testGW struct {
 	dp           *Dataplane
 	w            *Worker
-	prot, unprot *fakePort
+	prot, unprot *fakeport.Port
 	rt           *fakeRouter
 }
 
@@ -44,8 +45,8 @@ func newTestGW(tb testing.TB, cfg Config, local, remote [2]netip.Prefix, protSrc
 	if err != nil {
 		tb.Fatal(err)
 	}
-	u := newUMEM(tb)
-	g := &testGW{dp: dp, prot: &fakePort{ifindex: ifProt, mem: u}, unprot: &fakePort{ifindex: ifUnprot, mem: u}}
+	u := fakeport.NewUMEM(tb, 4096)
+	g := &testGW{dp: dp, prot: &fakeport.Port{Index: ifProt, Mem: u}, unprot: &fakeport.Port{Index: ifUnprot, Mem: u}}
 	toHost := NextHop{Ifindex: ifProt, SrcMAC: protMAC, DstMAC: hostMAC, MTU: 1500}
 	toPeer := NextHop{Ifindex: ifUnprot, SrcMAC: unprotMAC, DstMAC: peerMAC, MTU: 1500}
 	g.rt = &fakeRouter{src: map[int][2]netip.Addr{ifProt: protSrc}}
@@ -129,13 +130,13 @@ func newTestPair(tb testing.TB, cfg Config, outer6, noSAs bool) *testPair {
 func (p *testPair) aToB(tb testing.TB, pkts ...[]byte) (delivered, wire [][]byte) {
 	tb.Helper()
 	for _, ip := range pkts {
-		p.a.prot.queue(tb, ether(macGwAProt, macHostA, ip))
+		p.a.prot.Queue(tb, ether(macGwAProt, macHostA, ip))
 	}
 	p.a.poll()
-	wire = p.a.unprot.take()
-	p.b.unprot.queue(tb, wire...)
+	wire = p.a.unprot.Take()
+	p.b.unprot.Queue(tb, wire...)
 	p.b.poll()
-	return p.b.prot.take(), wire
+	return p.b.prot.Take(), wire
 }
 
 func checkEther(tb testing.TB, f []byte, dst, src [6]byte) []byte {
@@ -205,9 +206,9 @@ func TestWorkerReplayedESPDropped(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("%d delivered", len(got))
 	}
-	p.b.unprot.queue(t, wire...)
+	p.b.unprot.Queue(t, wire...)
 	p.b.poll()
-	if n := len(p.b.prot.take()); n != 0 {
+	if n := len(p.b.prot.Take()); n != 0 {
 		t.Fatalf("replayed packets delivered: %d", n)
 	}
 	if n := p.b.w.C.Dropped(DropReplay); n != 2 {
@@ -249,9 +250,9 @@ func TestWorkerPolicies(t *testing.T) {
 	dst := netip.MustParseAddr("203.0.113.20")
 	discarded := udpPacket(netip.MustParseAddr("198.51.100.200"), dst, 50, 0)
 	bypassed := udpPacket(netip.MustParseAddr("198.51.100.70"), dst, 50, 0)
-	p.a.prot.queue(t, ether(macGwAProt, macHostA, discarded), ether(macGwAProt, macHostA, bypassed))
+	p.a.prot.Queue(t, ether(macGwAProt, macHostA, discarded), ether(macGwAProt, macHostA, bypassed))
 	p.a.poll()
-	sent := p.a.unprot.take()
+	sent := p.a.unprot.Take()
 	if len(sent) != 1 {
 		t.Fatalf("%d sent, want the bypassed one", len(sent))
 	}
@@ -264,23 +265,23 @@ func TestWorkerPolicies(t *testing.T) {
 
 	// At gwB, a clear packet between the protected networks is refused:
 	// a protect policy covers it. Others pass by default, to either side.
-	p.b.unprot.queue(t, sent[0],
+	p.b.unprot.Queue(t, sent[0],
 		ether(macGwBUnprot, macGwAUnprot, udpPacket(netip.MustParseAddr("192.0.2.99"), netip.MustParseAddr("203.0.113.250"), 10, 0)),
 		ether(macGwBUnprot, macGwAUnprot, udpPacket(netip.MustParseAddr("192.0.2.99"), netip.MustParseAddr("192.0.2.1"), 10, 0)))
 	p.b.poll()
 	if n := p.b.w.C.Dropped(DropNoPolicy); n != 1 {
 		t.Fatalf("no_policy %d, want 1", n)
 	}
-	if a, b := len(p.b.prot.take()), len(p.b.unprot.take()); a != 1 || b != 1 {
+	if a, b := len(p.b.prot.Take()), len(p.b.unprot.Take()); a != 1 || b != 1 {
 		t.Fatalf("%d, %d clear packets forwarded by default to each side, want 1, 1", a, b)
 	}
 
 	// Without the default bypass, a packet that matches nothing is
 	// discarded.
 	q := newTestPair(t, Config{}, false, false)
-	q.a.prot.queue(t, ether(macGwAProt, macHostA, udpPacket(netip.MustParseAddr("198.51.100.10"), netip.MustParseAddr("192.0.2.77"), 10, 0)))
+	q.a.prot.Queue(t, ether(macGwAProt, macHostA, udpPacket(netip.MustParseAddr("198.51.100.10"), netip.MustParseAddr("192.0.2.77"), 10, 0)))
 	q.a.poll()
-	if n := q.a.w.C.Dropped(DropNoPolicy); n != 1 || len(q.a.unprot.take()) != 0 {
+	if n := q.a.w.C.Dropped(DropNoPolicy); n != 1 || len(q.a.unprot.Take()) != 0 {
 		t.Fatalf("no_policy %d, want 1", n)
 	}
 	checkBalance(t, p.a)
@@ -314,10 +315,10 @@ func TestWorkerAcquire(t *testing.T) {
 		pkts = append(pkts, udpPacket(src, dst, 10+i, 0))
 	}
 	for _, ip := range pkts {
-		p.a.prot.queue(t, ether(macGwAProt, macHostA, ip))
+		p.a.prot.Queue(t, ether(macGwAProt, macHostA, ip))
 	}
 	p.a.poll()
-	if n := len(p.a.unprot.take()); n != 0 {
+	if n := len(p.a.unprot.Take()); n != 0 {
 		t.Fatalf("%d sent without an SA", n)
 	}
 	var ev []Event
@@ -470,12 +471,12 @@ func TestWorkerICMP(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := p.a.w.C.Dropped(c.drop)
-			p.a.prot.queue(t, ether(macGwAProt, macHostA, c.pkt))
+			p.a.prot.Queue(t, ether(macGwAProt, macHostA, c.pkt))
 			p.a.poll()
-			if n := len(p.a.unprot.take()); n != 0 {
+			if n := len(p.a.unprot.Take()); n != 0 {
 				t.Fatalf("%d sent to the peer", n)
 			}
-			back := p.a.prot.take()
+			back := p.a.prot.Take()
 			if len(back) != 1 {
 				t.Fatalf("%d ICMP errors, want 1", len(back))
 			}
@@ -536,7 +537,7 @@ func TestWorkerRouteFailures(t *testing.T) {
 		t.Fatalf("no_neighbour %d, resolves %d, waiting %d; want 1, some, 3", p.a.w.C.Dropped(DropNoNeighbour), p.a.rt.resolves, len(p.a.w.nheld))
 	}
 	p.a.poll()
-	if len(p.a.unprot.take()) != 0 {
+	if len(p.a.unprot.Take()) != 0 {
 		t.Fatal("sent while still unresolved")
 	}
 	setResolved(p.a, gw4b, true)
@@ -562,14 +563,14 @@ func TestWorkerRouteFailures(t *testing.T) {
 	checkBalance(t, p.b)
 	// A full TX ring drops and counts, and frees the frame.
 	p.a.rt.routes = p.a.rt.routes[:0]
-	p.a.prot.queue(t, ether(macGwAProt, macHostA, pkt))
+	p.a.prot.Queue(t, ether(macGwAProt, macHostA, pkt))
 	p.a.poll()
 	if p.a.w.C.Dropped(DropNoRoute) != 1 {
 		t.Fatal("no_route not counted")
 	}
 	q := newTestPair(t, Config{}, false, false)
-	q.a.unprot.txFull = true
-	q.a.prot.queue(t, ether(macGwAProt, macHostA, pkt))
+	q.a.unprot.TxFull = true
+	q.a.prot.Queue(t, ether(macGwAProt, macHostA, pkt))
 	q.a.poll()
 	if q.a.w.C.Dropped(DropTxFull) != 1 {
 		t.Fatal("tx_full not counted")
@@ -579,7 +580,7 @@ func TestWorkerRouteFailures(t *testing.T) {
 	binary.BigEndian.PutUint16(frame[ethTypeOff:], ethTypeIPv6)
 	arp := append([]byte(nil), frame...)
 	binary.BigEndian.PutUint16(arp[ethTypeOff:], 0x0806)
-	q.a.prot.queue(t, frame, arp, frame[:20])
+	q.a.prot.Queue(t, frame, arp, frame[:20])
 	q.a.poll()
 	if q.a.w.C.Dropped(DropNotIP) != 2 || q.a.w.C.Dropped(DropHdrError) != 1 {
 		t.Fatalf("not_ip %d hdr_error %d", q.a.w.C.Dropped(DropNotIP), q.a.w.C.Dropped(DropHdrError))
@@ -587,7 +588,7 @@ func TestWorkerRouteFailures(t *testing.T) {
 	checkBalance(t, p.a)
 	checkBalance(t, q.a)
 	for _, g := range []*testGW{p.a, p.b, q.a, q.b} {
-		if a := g.prot.mem.Accounting(); a.Free != a.Frames {
+		if a := g.prot.Mem.Accounting(); a.Free != a.Frames {
 			t.Fatalf("frames leaked: %+v", a)
 		}
 	}
@@ -599,8 +600,8 @@ func TestWorkerAllocs(t *testing.T) {
 	}
 	p := newTestPair(t, Config{}, false, false)
 	pkt := ether(macGwAProt, macHostA, udpPacket(netip.MustParseAddr("198.51.100.10"), netip.MustParseAddr("203.0.113.20"), 100, 0))
-	p.a.prot.gen = pkt
-	p.a.unprot.discard = true
+	p.a.prot.Gen = pkt
+	p.a.unprot.Discard = true
 	p.a.w.Poll()
 	if n := testing.AllocsPerRun(100, func() { p.a.w.Poll() }); n != 0 {
 		t.Fatalf("%v allocations per batch", n)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/espx/espx/afxdp"
 	"github.com/espx/espx/dataplane"
+	"github.com/espx/espx/dataplane/internal/fakeport"
 )
 
 // scrape gathers c through a pedantic registry, which also checks that
@@ -121,11 +122,11 @@ func TestCollectorTraffic(t *testing.T) {
 	const n, payload = 5, 100
 	frameLen := 14 + 20 + 8 + payload
 	for range n {
-		a.prot.queue(t, udpFrame(hostA, hostB, payload))
+		a.prot.Queue(t, udpFrame(hostA, hostB, payload))
 	}
-	a.prot.queue(t, arpFrame())
+	a.prot.Queue(t, arpFrame())
 	a.poll()
-	wire := a.unprot.take()
+	wire := a.unprot.Take()
 	if len(wire) != n {
 		t.Fatalf("gateway A sent %d ESP frames, want %d", len(wire), n)
 	}
@@ -133,12 +134,12 @@ func TestCollectorTraffic(t *testing.T) {
 	for _, f := range wire {
 		wireBytes += len(f)
 	}
-	b.unprot.queue(t, wire...)
+	b.unprot.Queue(t, wire...)
 	b.poll()
-	if got := len(b.prot.take()); got != n {
+	if got := len(b.prot.Take()); got != n {
 		t.Fatalf("gateway B delivered %d frames, want %d", got, n)
 	}
-	b.unprot.queue(t, wire...) // replayed
+	b.unprot.Queue(t, wire...) // replayed
 	b.poll()
 	end := time.Now()
 
@@ -221,7 +222,7 @@ func TestCollectorTraffic(t *testing.T) {
 // with their help and type.
 func TestCollectorExposition(t *testing.T) {
 	a, _ := newPair(t)
-	a.prot.queue(t, udpFrame(hostA, hostB, 10), udpFrame(hostA, hostB, 10))
+	a.prot.Queue(t, udpFrame(hostA, hostB, 10), udpFrame(hostA, hostB, 10))
 	a.poll()
 	const want = `
 # HELP espx_dataplane_encrypted_packets_total Packets encapsulated in ESP.
@@ -254,10 +255,10 @@ func TestCollectorCores(t *testing.T) {
 	}
 	check(t, got, map[string]float64{`espx_dataplane_sas{direction="inbound"}`: 0})
 
-	u := newUMEM(t)
+	u := fakeport.NewUMEM(t, 1024)
 	for range 3 {
 		if _, err := dp.AddWorker(dataplane.WorkerConfig{
-			Protected: &fakePort{ifindex: ifProt, mem: u}, Unprotected: &fakePort{ifindex: ifUnprot, mem: u},
+			Protected: &fakeport.Port{Index: ifProt, Mem: u}, Unprotected: &fakeport.Port{Index: ifUnprot, Mem: u},
 			Mem: u, Router: fakeRouter{}, CPU: -1,
 		}); err != nil {
 			t.Fatal(err)
@@ -383,7 +384,7 @@ func TestCollectorSockets(t *testing.T) {
 // can export.
 func TestCollectorLint(t *testing.T) {
 	a, _ := newPair(t)
-	a.prot.queue(t, udpFrame(hostA, hostB, 10))
+	a.prot.Queue(t, udpFrame(hostA, hostB, 10))
 	a.poll()
 	c := New(a.dp, Options{PerSA: true, Sockets: []Socket{{Core: 0, Side: dataplane.Protected, Stats: &fakeSocket{ifindex: 1}}}})
 	problems, err := testutil.CollectAndLint(c)
@@ -403,7 +404,8 @@ func TestCollectorLint(t *testing.T) {
 // must be at least the one before.
 func TestCollectorConcurrent(t *testing.T) {
 	a, _ := newPair(t)
-	a.prot.gen = udpFrame(hostA, hostB, 64)
+	a.prot.Gen = udpFrame(hostA, hostB, 64)
+	a.unprot.Discard = true
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.w.Run(ctx) }()

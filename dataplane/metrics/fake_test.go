@@ -8,89 +8,9 @@ import (
 	"github.com/espx/espx/afxdp"
 	"github.com/espx/espx/crypto"
 	"github.com/espx/espx/dataplane"
+	"github.com/espx/espx/dataplane/internal/fakeport"
 	"github.com/espx/espx/spd"
 )
-
-// fakePort is an in-memory dataplane.Port on a real, unbound UMEM: frames
-// queued with queue are received, transmitted frames are copied out and
-// their chunks freed at once, as the completion ring would return them.
-// With gen set it receives copies of gen for ever instead.
-type fakePort struct {
-	ifindex int
-	mem     *afxdp.UMEM
-	rxq     []afxdp.Desc
-	sent    [][]byte
-	gen     []byte
-	addrs   []uint64
-}
-
-func newUMEM(tb testing.TB) *afxdp.UMEM {
-	tb.Helper()
-	u, err := afxdp.NewUMEM(afxdp.UMEMConfig{FrameSize: 2048, NumFrames: 1024})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { u.Close() })
-	return u
-}
-
-// queue copies frames into the UMEM to be received.
-func (p *fakePort) queue(tb testing.TB, frames ...[]byte) {
-	tb.Helper()
-	for _, b := range frames {
-		var a [1]uint64
-		if p.mem.Alloc(a[:]) != 1 {
-			tb.Fatal("UMEM exhausted")
-		}
-		d := p.mem.Desc(a[0], p.mem.RxOffset(), len(b))
-		copy(p.mem.Data(d), b)
-		p.rxq = append(p.rxq, d)
-	}
-}
-
-func (p *fakePort) Receive(descs []afxdp.Desc) int {
-	if p.gen != nil {
-		if len(p.addrs) < len(descs) {
-			p.addrs = make([]uint64, len(descs))
-		}
-		n := p.mem.Alloc(p.addrs[:len(descs)])
-		for i, a := range p.addrs[:n] {
-			descs[i] = p.mem.Desc(a, p.mem.RxOffset(), len(p.gen))
-			copy(p.mem.Data(descs[i]), p.gen)
-		}
-		return n
-	}
-	n := copy(descs, p.rxq)
-	p.rxq = p.rxq[n:]
-	return n
-}
-
-func (p *fakePort) Transmit(descs []afxdp.Desc) int {
-	if p.gen == nil {
-		for _, d := range descs {
-			p.sent = append(p.sent, append([]byte(nil), p.mem.Data(d)...))
-		}
-	}
-	p.mem.Free(descs)
-	return len(descs)
-}
-
-func (p *fakePort) Recycle(descs []afxdp.Desc) int {
-	p.mem.Free(descs)
-	return len(descs)
-}
-
-func (p *fakePort) Refill() int   { return 0 }
-func (p *fakePort) Complete() int { return 0 }
-func (p *fakePort) Ifindex() int  { return p.ifindex }
-func (p *fakePort) FD() int       { return -1 }
-
-// take returns and forgets what the port sent.
-func (p *fakePort) take() [][]byte {
-	s := p.sent
-	p.sent = nil
-	return s
-}
 
 // fakeRouter routes by the longest matching prefix; every next hop is
 // resolved.
@@ -139,7 +59,7 @@ var (
 type gateway struct {
 	dp           *dataplane.Dataplane
 	w            *dataplane.Worker
-	prot, unprot *fakePort
+	prot, unprot *fakeport.Port
 }
 
 // newGateway builds one side of the test network: local and remote are the
@@ -151,8 +71,8 @@ func newGateway(tb testing.TB, local, remote netip.Prefix, self, peer netip.Addr
 	if err != nil {
 		tb.Fatal(err)
 	}
-	u := newUMEM(tb)
-	g := &gateway{dp: dp, prot: &fakePort{ifindex: ifProt, mem: u}, unprot: &fakePort{ifindex: ifUnprot, mem: u}}
+	u := fakeport.NewUMEM(tb, 1024)
+	g := &gateway{dp: dp, prot: &fakeport.Port{Index: ifProt, Mem: u}, unprot: &fakeport.Port{Index: ifUnprot, Mem: u}}
 	rt := fakeRouter{
 		local:                                 {Ifindex: ifProt, SrcMAC: macGW, DstMAC: macHost, MTU: 1500},
 		netip.PrefixFrom(peer, peer.BitLen()): {Ifindex: ifUnprot, SrcMAC: macGW, DstMAC: macHost, MTU: 1500},

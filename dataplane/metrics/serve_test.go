@@ -31,7 +31,7 @@ func get(tb testing.TB, url string) (int, string) {
 // server stops when its context is done.
 func TestServeListener(t *testing.T) {
 	a, _ := newPair(t)
-	a.prot.queue(t, udpFrame(hostA, hostB, 10))
+	a.prot.Queue(t, udpFrame(hostA, hostB, 10))
 	a.poll()
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
