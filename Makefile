@@ -10,7 +10,7 @@ FUZZTIME      ?= 2m
 BENCHTIME     ?= 1s
 BENCHCOUNT    ?= 6
 # Fuzz targets as package:FuzzName pairs.
-FUZZ_TARGETS = ./crypto:FuzzOpen ./crypto:FuzzSKOpen ./dataplane:FuzzDecap ./dataplane:FuzzReplay ./control:FuzzDecode ./control:FuzzReceive ./spd:FuzzLookup
+FUZZ_TARGETS = ./crypto:FuzzOpen ./crypto:FuzzSKOpen ./dataplane:FuzzDecap ./dataplane:FuzzReplay ./control:FuzzDecode ./control:FuzzReceive ./spd:FuzzLookup ./dataplane:FuzzWorker
 
 .PHONY: all build test test-go lint deps demo fuzz fuzz-brief bench clean
 
