@@ -210,6 +210,19 @@ type Sealer interface {
 // EncodeEncrypted lays out a message whose cleartext payloads (normally
 // none) are followed by an SK payload holding inner.
 func (m *Message) EncodeEncrypted(inner []Payload, s Sealer) ([]byte, error) {
+	plain := AppendPayloads(nil, inner, -1)
+	first := PayloadNone
+	if len(inner) > 0 {
+		first = inner[0].Type()
+	}
+	out, err := m.encodeSK(first, plain, s)
+	clear(plain)
+	return out, err
+}
+
+// encodeSK is EncodeEncrypted of inner payloads already encoded, plain,
+// whose first is of type first.
+func (m *Message) encodeSK(first PayloadType, plain []byte, s Sealer) ([]byte, error) {
 	b := m.appendHeader(make([]byte, 0, 512))
 	b = AppendPayloads(b, m.Payloads, hdrNextOff)
 	// The next-payload field that must name SK: the header's, or the last
@@ -219,11 +232,6 @@ func (m *Message) EncodeEncrypted(inner []Payload, s Sealer) ([]byte, error) {
 		link = lastPayloadOff(b, headerLen)
 	}
 	b[link] = byte(PayloadSK)
-	plain := AppendPayloads(nil, inner, -1)
-	first := PayloadNone
-	if len(inner) > 0 {
-		first = inner[0].Type()
-	}
 	skOff := len(b)
 	bodyLen := s.Overhead(len(plain)) + len(plain)
 	total := skOff + genericHeaderLen + bodyLen
@@ -234,7 +242,6 @@ func (m *Message) EncodeEncrypted(inner []Payload, s Sealer) ([]byte, error) {
 	binary.BigEndian.PutUint16(b[skOff+2:], uint16(genericHeaderLen+bodyLen))
 	binary.BigEndian.PutUint32(b[hdrLengthOff:], uint32(total))
 	out, err := s.Seal(b, skOff, plain)
-	clear(plain)
 	if err != nil {
 		return nil, err
 	}
