@@ -185,6 +185,7 @@ func (sa *IKESA) rekeyIKE(p payloadsOf, respond func([]Payload), refuse func(Not
 	clear(skeyseed)
 	if err == nil {
 		n.keys = keys
+		n.logKeys()
 		n.out, n.in, err = keys.SKs(false)
 	}
 	if err != nil {

@@ -58,6 +58,8 @@ type Daemon struct {
 	// onPeerClose is told when the peer closes a tunnel; set before the
 	// daemon runs.
 	onPeerClose func(name string)
+	// logKeys logs IKE SA keys at debug level (keylog.go).
+	logKeys bool
 
 	// sas are the IKE SAs by our SPI, in a segmented table with locks of
 	// its own.

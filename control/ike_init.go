@@ -259,6 +259,7 @@ func (sa *IKESA) deriveKeys(gir []byte) error {
 		return err
 	}
 	sa.keys = keys
+	sa.logKeys()
 	sa.out, sa.in, err = keys.SKs(sa.initiator)
 	return err
 }

@@ -108,6 +108,7 @@ func (sa *IKESA) ikeRekeyResponse(raw []byte, spi uint64, ni []byte, ke crypto.K
 	clear(skeyseed)
 	if err == nil {
 		n.keys = keys
+		n.logKeys()
 		n.out, n.in, err = keys.SKs(true)
 	}
 	if err != nil {

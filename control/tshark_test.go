@@ -3,6 +3,8 @@ package control
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,5 +134,88 @@ func TestTsharkDissects(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("tshark output:\n%s", out)
+	}
+}
+
+// With LogKeys, a daemon logs each IKE SA's keys as a line of Wireshark's
+// IKEv2 decryption table; with that line tshark decrypts the IKE_AUTH
+// exchange of a capture (and without it, it cannot), for AES-GCM and for
+// AES-CBC with HMAC.
+func TestTsharkDecryptsWithLoggedKeys(t *testing.T) {
+	tshark, err := exec.LookPath("tshark")
+	if err != nil {
+		t.Skip("tshark not installed: run make deps (apt-get install tshark)")
+	}
+	for _, suite := range []string{"aes128gcm16-prfsha256-x25519", "aes256-sha384-ecp256"} {
+		t.Run(suite, func(t *testing.T) {
+			p := twoPeers(t, suite, suite, "aes128gcm16", "aes128gcm16", nil)
+			var logs syncBuffer
+			var err error
+			if p.a, err = NewDaemon(p.net, p.instA, []*PeerConfig{p.cfgA}, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))); err != nil {
+				t.Fatal(err)
+			}
+			p.a.LogKeys(true)
+			p.net.mu.Lock()
+			p.net.daemons[gwA.Addr()] = p.a
+			p.net.mu.Unlock()
+			sa, err := p.a.Initiate("to-b")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := waitSA(t, sa); err != nil {
+				t.Fatal(err)
+			}
+			p.net.settle()
+			var line string
+			for _, l := range strings.Split(logs.String(), "\n") {
+				var rec map[string]any
+				if json.Unmarshal([]byte(l), &rec) == nil && rec["msg"] == "IKE SA keys" {
+					line, _ = rec["wireshark_ikev2"].(string)
+				}
+			}
+			if line == "" {
+				t.Fatalf("no key line logged:\n%s", logs.String())
+			}
+			var msgs [][]byte
+			p.net.mu.Lock()
+			for _, d := range p.net.sent {
+				msgs = append(msgs, d.b)
+			}
+			p.net.mu.Unlock()
+			pcap := writePcap(t, msgs)
+			payloads := func(opts ...string) string {
+				args := append([]string{"-r", pcap, "-d", "udp.port==500,isakmp"}, opts...)
+				args = append(args, "-Y", "isakmp.exchangetype == 35", "-T", "fields", "-E", "occurrence=a", "-e", "isakmp.typepayload")
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				out, err := exec.CommandContext(ctx, tshark, args...).Output()
+				if err != nil {
+					t.Fatalf("tshark %v: %v", opts, err)
+				}
+				return string(out)
+			}
+			// IDi (35), AUTH (39), SA (33), TSi (44), TSr (45): inside SK (46).
+			clear, decrypted := payloads(), payloads("-o", "uat:ikev2_decryption_table:"+line)
+			for _, want := range []string{"35", "39", "44", "45"} {
+				if !strings.Contains(decrypted, ","+want) {
+					t.Errorf("tshark with the logged keys shows no payload %s in IKE_AUTH:\n%s", want, decrypted)
+				}
+			}
+			if strings.Contains(clear, "39") {
+				t.Errorf("tshark sees AUTH without keys:\n%s", clear)
+			}
+		})
+	}
+	// Off, no key is logged.
+	p := twoPeers(t, "aes128gcm16-prfsha256-x25519", "aes128gcm16-prfsha256-x25519", "aes128gcm16", "aes128gcm16", nil)
+	var logs syncBuffer
+	p.b.log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	sa, _ := p.a.Initiate("to-b")
+	if err := waitSA(t, sa); err != nil {
+		t.Fatal(err)
+	}
+	p.net.settle()
+	if strings.Contains(logs.String(), "sk_e") || !strings.Contains(logs.String(), "IKE SA established") {
+		t.Errorf("keys logged without LogKeys, or nothing logged:\n%s", logs.String())
 	}
 }

@@ -110,6 +110,9 @@ type config struct {
 	conns      []*connection
 	attachMode string
 	bindMode   string
+	// logKeys logs IKE SA keys for Wireshark (-v -log-keys; never from
+	// the file).
+	logKeys bool
 }
 
 // fieldError names the field that is wrong and why.

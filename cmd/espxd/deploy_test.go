@@ -138,3 +138,13 @@ socket = "`+filepath.Join(dir, "s.sock")+`"
 		t.Errorf("espxd did not exit within 20 s:\n%s", out)
 	}
 }
+
+// Keys are logged only at the most verbose level: -log-keys alone is
+// refused before anything starts.
+func TestLogKeysNeedsVerbose(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	out, err := exec.Command(bin, "-log-keys", "-config", "/nonexistent").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "-log-keys needs -v") {
+		t.Errorf("espxd -log-keys without -v: %v\n%s", err, out)
+	}
+}

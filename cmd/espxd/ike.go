@@ -443,7 +443,7 @@ type ike struct {
 	ikeDue map[uint64]time.Time
 }
 
-func startIKE(ctx context.Context, conns []*connection, dp *dataplane.Dataplane, log *slog.Logger) (*ike, error) {
+func startIKE(ctx context.Context, conns []*connection, dp *dataplane.Dataplane, logKeys bool, log *slog.Logger) (*ike, error) {
 	if len(conns) == 0 {
 		return nil, nil
 	}
@@ -465,6 +465,10 @@ func startIKE(ctx context.Context, conns []*connection, dp *dataplane.Dataplane,
 	if err != nil {
 		udp.Close()
 		return nil, err
+	}
+	if logKeys {
+		log.Warn("logging IKE SA keys (-log-keys): for debugging only")
+		d.LogKeys(true)
 	}
 	k := &ike{dp: dp, d: d, udp: udp, conns: conns, log: log, active: map[string]*control.IKESA{}, checked: map[uint64]time.Time{}, ikeDue: map[uint64]time.Time{}}
 	d.OnPeerClose(func(name string) { go k.peerClosed(name) })

@@ -27,7 +27,12 @@ func main() {
 	configPath := flag.String("config", "/etc/espx/espxd.toml", "configuration file")
 	check := flag.Bool("check", false, "check the configuration and exit")
 	verbose := flag.Bool("v", false, "log debug messages")
+	logKeys := flag.Bool("log-keys", false, "with -v: log each IKE SA's keys as a line of Wireshark's IKEv2 decryption table, to read a capture while debugging interoperability (never otherwise)")
 	flag.Parse()
+	if *logKeys && !*verbose {
+		fmt.Fprintln(os.Stderr, "espxd: -log-keys needs -v: keys are logged only at the most verbose level")
+		os.Exit(2)
+	}
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
@@ -38,6 +43,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "espxd: %s: %v\n", *configPath, err)
 		os.Exit(2)
 	}
+	cfg.logKeys = *logKeys
 	if *check {
 		fmt.Printf("%s: %d SAs, %d policies, %d connections: ok\n", *configPath, len(cfg.sas), len(cfg.policies), len(cfg.conns))
 		return
@@ -109,7 +115,7 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("espxd running", "sas", len(cfg.sas), "policies", len(cfg.policies), "workers", len(dp.Workers()))
-	k, err := startIKE(ctx, cfg.conns, dp, log)
+	k, err := startIKE(ctx, cfg.conns, dp, cfg.logKeys, log)
 	if err != nil {
 		gw.Close()
 		return err
