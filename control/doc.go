@@ -2,7 +2,7 @@
 // negotiates IKE and child SAs with peers and installs child SAs in the data
 // plane.
 //
-// What is here so far is the message codec: [Decode] and [Message.Encode]
+// The message codec: [Decode] and [Message.Encode]
 // turn IKE messages into typed payloads ([SA], [KE], [ID], [Auth], [Nonce],
 // [Notify], [Delete], [TS]) and back, strictly: every length is checked
 // against its container, an unknown payload is kept as [Unknown] unless it
@@ -34,12 +34,14 @@
 // SA, moving its child SAs to the new one; [Daemon.CheckLiveness]
 // (liveness.go) sends an empty INFORMATIONAL, and a peer that stops
 // answering any request has its SAs closed after the retransmissions
-// ([IKESA.Dead]). [Daemon.List] describes the IKE SAs for the operator. The initiator retransmits on the operator's schedule
+// ([IKESA.Dead]). [Daemon.List] describes the IKE SAs for the operator.
+// The initiator retransmits on the operator's schedule
 // ([Retransmit], driven by a [Clock]); the responder answers retransmitted
 // requests from a cache. IKE_SA_INIT requests pass the operator's
 // denial-of-service limits first ([Limits], dos.go): cookies above a number
 // of half-open SAs (section 2.6), a cap per peer address and overall, an
-// initiator-only mode, and a timeout for half-open SAs. Each IKE SA is owned by one goroutine at a time
+// initiator-only mode, and a timeout for half-open SAs. Each IKE SA is
+// owned by one goroutine at a time
 // (its mutex, held while a message or a timer is processed). A message that
 // fails to decode or authenticate is counted in [Stats] and changes nothing.
 // [UDPTransport] carries the messages on real sockets.
@@ -53,11 +55,20 @@
 // run traffic through an espx gateway and a strongSwan one.
 //
 // Lifetimes, dead peer detection, reauthentication and idle close are
-// policies of espxd
-// (cmd/espxd/ike.go), which calls these. IKE SA rekeys both ends start at
-// once are settled by nonce as section 2.8.2 says. Childless IKE SAs (RFC
-// 6023) are made when
-// [PeerConfig.Childless] asks and the responder agrees; as responder espx
-// always agrees. The IKE SAs are found by SPI in a segmented table (manager.go),
-// a lock per segment, so that many cores dispatch messages at once.
+// policies of espxd (cmd/espxd/ike.go), which calls these. IKE SA rekeys
+// both ends start at once are settled by nonce as section 2.8.2 says.
+// Childless IKE SAs (RFC 6023) are made when [PeerConfig.Childless] asks
+// and the responder agrees; as responder espx always agrees. The IKE SAs
+// are found by SPI in a segmented table (manager.go), a lock per segment,
+// so that many cores dispatch messages at once.
+//
+// Several configurations may name one peer (child_config.go): as
+// responder the daemon picks the configuration of an IKE SA by the
+// IKE_SA_INIT's proposals and then the initiator's identity, and that of
+// each child SA by its selectors and ESP proposals, as strongSwan picks
+// the children of a connection; [IKESA.CreateChildFor] negotiates another
+// configuration's child SA in an IKE SA. [Daemon.Collector] exports the
+// daemon's [Stats] and IKE SAs to Prometheus (prometheus.go);
+// [Daemon.LogKeys] logs IKE SA keys for Wireshark while debugging
+// (keylog.go), never otherwise.
 package control

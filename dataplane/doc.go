@@ -8,7 +8,7 @@
 // outbound SAs by request ID, in lock-free tables), the SPD (package spd)
 // and the pending acquires. The control plane drives it through
 // [Installer], shaped like XFRM, and hears back through [Dataplane.Events]
-// (acquires, soft and hard expiry). [Dataplane.Start] brings a [Gateway] up
+// (acquires, soft and hard expiry, idle SAs). [Dataplane.Start] brings a [Gateway] up
 // on two interfaces: XDP programs, one UMEM and two sockets per queue, a
 // [Worker] per queue, and a mirror of the kernel's routes and neighbours
 // (package fib). A worker receives a batch on each side: outbound packets

@@ -108,5 +108,9 @@
 // next and prefetches the lines of the next step first, so that the misses
 // of its keys are all in flight together: a batch costs about the memory
 // traffic of its keys, not the sum of their latencies. A single Lookup
-// cannot hide its latency that way.
+// cannot hide its latency that way. [DB.LookupBatchStats] also counts
+// where the answers came from (hash table or list) and how much of the
+// lists it scanned, for the operator to judge the thresholds by;
+// [DB.Policies] lists the policies in lookup order, each with where it is
+// kept.
 package spd
