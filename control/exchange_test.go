@@ -26,6 +26,10 @@ type fakeNet struct {
 	busy    int // datagrams taken off the queue and not yet delivered
 	// gate, held by a test, stops deliveries: sends still queue.
 	gate sync.RWMutex
+	// closeMu and closed let the test end while daemons still run their
+	// timers (NAT keepalives on the real clock): later sends are dropped.
+	closeMu sync.RWMutex
+	closed  bool
 }
 
 type datagram struct {
@@ -61,11 +65,22 @@ func newFakeNet(tb testing.TB) *fakeNet {
 			n.mu.Unlock()
 		}
 	}()
-	tb.Cleanup(func() { close(n.q); <-done })
+	tb.Cleanup(func() {
+		n.closeMu.Lock()
+		n.closed = true
+		close(n.q)
+		n.closeMu.Unlock()
+		<-done
+	})
 	return n
 }
 
 func (n *fakeNet) Send(b []byte, from, to netip.AddrPort) error {
+	n.closeMu.RLock()
+	defer n.closeMu.RUnlock()
+	if n.closed {
+		return nil
+	}
 	d := datagram{append([]byte(nil), b...), from, to}
 	n.mu.Lock()
 	n.busy++
