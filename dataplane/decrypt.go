@@ -112,6 +112,9 @@ func (e *Engine) DecapBatch(sas []*InboundSA, ins []Inbound, frames []Frame, dro
 			drops[k] = d
 			if d != DropNone {
 				e.drop(d)
+				if sa != nil {
+					sa.Stats.dropped(d)
+				}
 				continue
 			}
 			runPkts++
@@ -140,6 +143,7 @@ func (e *Engine) Decap(sa *InboundSA, f *Frame) Drop {
 	}
 	if d == DropNone {
 		d = e.decap(sa, f, &in)
+		sa.Stats.dropped(d)
 	}
 	if d != DropNone {
 		e.drop(d)

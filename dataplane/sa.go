@@ -120,6 +120,22 @@ type SAStats struct {
 	// LastUse is when a worker last carried a packet on the SA, in Unix
 	// nanoseconds of the worker's batch clock; 0 if never.
 	LastUse atomic.Int64
+	// What an inbound SA dropped, as XFRM's per-state statistics count
+	// it: replays inside the window, sequence numbers left of it, and
+	// ICVs that did not verify. Drops are rare; each is one atomic add.
+	Replay, TooOld, AuthFailed atomic.Uint64
+}
+
+// dropped counts a drop of d against the SA, if it is one an SA counts.
+func (s *SAStats) dropped(d Drop) {
+	switch d {
+	case DropReplay:
+		s.Replay.Add(1)
+	case DropTooOld:
+		s.TooOld.Add(1)
+	case DropAuthFailed:
+		s.AuthFailed.Add(1)
+	}
 }
 
 // touch records a run of packets carried at now.

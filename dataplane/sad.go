@@ -45,6 +45,9 @@ type SAInfo struct {
 	// Seq is the last sequence number sent (outbound) or the highest
 	// received (inbound).
 	Seq uint64
+	// Inbound only: packets dropped as replays, as left of the window,
+	// and for an ICV that did not verify.
+	Replay, TooOld, AuthFailed uint64
 }
 
 // Installer is the interface between the control plane and the data
@@ -184,6 +187,9 @@ func (d *sad) add(sa SA, now time.Time, replace bool) error {
 			st.in.Stats.Packets.Store(old.in.Stats.Packets.Load())
 			st.in.Stats.Bytes.Store(old.in.Stats.Bytes.Load())
 			st.in.Stats.LastUse.Store(old.in.Stats.LastUse.Load())
+			st.in.Stats.Replay.Store(old.in.Stats.Replay.Load())
+			st.in.Stats.TooOld.Store(old.in.Stats.TooOld.Load())
+			st.in.Stats.AuthFailed.Store(old.in.Stats.AuthFailed.Load())
 			if old.Transform.Equal(sa.Transform) && old.ESN == sa.ESN && old.ReplayWindow == sa.ReplayWindow {
 				st.in.window = old.in.window
 			}
@@ -297,7 +303,8 @@ func (st *saState) stats() *SAStats {
 
 func (st *saState) info() SAInfo {
 	s := st.stats()
-	i := SAInfo{SA: st.SA, Added: st.added, Packets: s.Packets.Load(), Bytes: s.Bytes.Load()}
+	i := SAInfo{SA: st.SA, Added: st.added, Packets: s.Packets.Load(), Bytes: s.Bytes.Load(),
+		Replay: s.Replay.Load(), TooOld: s.TooOld.Load(), AuthFailed: s.AuthFailed.Load()}
 	if t := s.LastUse.Load(); t != 0 {
 		i.LastUse = time.Unix(0, t)
 	}

@@ -214,6 +214,21 @@ func TestWorkerReplayedESPDropped(t *testing.T) {
 	if n := p.b.w.C.Dropped(DropReplay); n != 2 {
 		t.Fatalf("replay drops %d, want 2", n)
 	}
+	// A forged packet: a new sequence number (Ethernet, IPv4, SPI, then
+	// the sequence number), so that the replay check passes, and the ICV
+	// does not verify.
+	forged := append([]byte(nil), wire[0]...)
+	binary.BigEndian.PutUint32(forged[ethLen+ipv4MinLen+4:], 100)
+	p.b.unprot.Queue(t, forged)
+	p.b.poll()
+	// The SA counts its own drops too, as XFRM's state statistics do.
+	info, err := p.b.dp.QuerySA(0x1001, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Replay != 2 || info.AuthFailed != 1 || info.TooOld != 0 || info.Packets != 2 {
+		t.Errorf("SA %#x: %d packets, %d replays, %d failed ICVs, %d too old; want 2, 2, 1, 0", info.SPI, info.Packets, info.Replay, info.AuthFailed, info.TooOld)
+	}
 	checkBalance(t, p.a)
 	checkBalance(t, p.b)
 }

@@ -148,7 +148,8 @@ func printSADetails(sas []api.SA) {
 		}
 		fmt.Printf("  %s, esn %v", s.Transform, s.ESN)
 		if s.Dir == "in" {
-			fmt.Printf(", replay window %d", s.ReplayWindow)
+			fmt.Printf(", replay window %d; dropped: %d replays, %d too old, %d failed ICVs",
+				s.ReplayWindow, s.Replay, s.TooOld, s.AuthFailed)
 		}
 		fmt.Printf("\n  %d packets, %d bytes, sequence number %d, age %s, ", s.Packets, s.Bytes, s.Seq,
 			time.Duration(s.AgeSeconds)*time.Second)

@@ -125,6 +125,7 @@ func listSAs(dp *dataplane.Dataplane, keys bool) []api.SA {
 			SoftSeconds: int64(i.Lifetime.SoftAdd.Seconds()), HardSeconds: int64(i.Lifetime.HardAdd.Seconds()),
 			SoftBytes: i.Lifetime.SoftBytes, HardBytes: i.Lifetime.HardBytes,
 			SoftPackets: i.Lifetime.SoftPackets, HardPackets: i.Lifetime.HardPackets,
+			Replay: i.Replay, TooOld: i.TooOld, AuthFailed: i.AuthFailed,
 		}
 		if i.Encap {
 			a.SrcPort, a.DstPort = i.SrcPort, i.DstPort

@@ -543,6 +543,27 @@ func TestGatewayStaticTunnel(t *testing.T) {
 			if cb2["decrypted_packets"] != cb["decrypted_packets"] {
 				t.Errorf("replayed packets decrypted: %d then %d", cb["decrypted_packets"], cb2["decrypted_packets"])
 			}
+			// The SA counts them too, as espxctl shows.
+			out, err := tp.ctlErr(b, "sas")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r api.Response
+			if err := json.Unmarshal([]byte(out), &r); err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, sa := range r.SAs {
+				if sa.SPI == "0x00001001" && sa.Dir == "in" {
+					found = true
+					if sa.Replay != replayed {
+						t.Errorf("gwB's SA 0x1001 counted %d replays of %d", sa.Replay, replayed)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("gwB has no inbound SA 0x1001: %s", out)
+			}
 			balanced(t, "gwA", tp.counters(t, a))
 			balanced(t, "gwB", cb2)
 			checkMetrics(t, tp.gwA)

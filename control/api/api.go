@@ -52,6 +52,11 @@ type SA struct {
 	HardBytes   uint64 `json:"hard_bytes,omitempty"`
 	SoftPackets uint64 `json:"soft_packets,omitempty"`
 	HardPackets uint64 `json:"hard_packets,omitempty"`
+	// Inbound: packets dropped as replays, as left of the window, and
+	// for an ICV that did not verify.
+	Replay     uint64 `json:"replay,omitempty"`
+	TooOld     uint64 `json:"too_old,omitempty"`
+	AuthFailed uint64 `json:"auth_failed,omitempty"`
 	// Only when the request asks for keys: the encryption key (with the
 	// 4-byte salt of AES-GCM, AES-GMAC and ChaCha20-Poly1305, as RFC 4106
 	// keying material) and the integrity key, in hex.

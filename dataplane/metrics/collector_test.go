@@ -195,6 +195,13 @@ func TestCollectorTraffic(t *testing.T) {
 	if k := count(gb, "espx_sa_packets_total") + count(gb, "espx_sa_series_omitted"); k != 0 {
 		t.Errorf("%d per-SA series without PerSA", k)
 	}
+	// Per SA, B's inbound SA counts the replays it dropped.
+	check(t, scrape(t, New(b.dp, Options{PerSA: true})), map[string]float64{
+		`espx_sa_packets_total{direction="inbound",reqid="7",spi="0x00001001"}`:                              n,
+		`espx_sa_dropped_packets_total{direction="inbound",reason="replay",reqid="7",spi="0x00001001"}`:      n,
+		`espx_sa_dropped_packets_total{direction="inbound",reason="auth_failed",reqid="7",spi="0x00001001"}`: 0,
+		`espx_sa_dropped_packets_total{direction="inbound",reason="too_old",reqid="7",spi="0x00001001"}`:     0,
+	})
 
 	// The values are the data plane's, not a copy that drifts from it.
 	s := b.w.C.Snapshot()

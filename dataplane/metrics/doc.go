@@ -49,6 +49,7 @@
 //	espx_sa_packets_total
 //	espx_sa_bytes_total                                  plaintext bytes
 //	espx_sa_last_use_timestamp_seconds                   gauge, once used
+//	espx_sa_dropped_packets_total{reason}                inbound: replay, too_old, auth_failed
 //	espx_sa_series_omitted                               gauge: SAs over the cap
 //
 // With [Options.Sockets], each AF_XDP socket's own and kernel statistics

@@ -22,6 +22,9 @@ var (
 		"Plaintext bytes carried by an SA.", saLabels, nil)
 	saLastUseDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "sa", "last_use_timestamp_seconds"),
 		"When an SA last carried a packet, in seconds since the Unix epoch; absent until it has.", saLabels, nil)
+	saDroppedDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "sa", "dropped_packets_total"),
+		"Packets an inbound SA dropped: replays, sequence numbers left of the window (too_old), ICVs that did not verify (auth_failed).",
+		append(slices.Clone(saLabels), "reason"), nil)
 	saOmittedDesc = newDesc("sa", "series_omitted",
 		"Installed SAs without per-SA series because of the configured maximum.")
 )
@@ -30,6 +33,7 @@ func describeSAs(ch chan<- *prometheus.Desc) {
 	ch <- saPacketsDesc
 	ch <- saBytesDesc
 	ch <- saLastUseDesc
+	ch <- saDroppedDesc
 	ch <- saOmittedDesc
 }
 
@@ -74,6 +78,14 @@ func (c *Collector) collectSAs(ch chan<- prometheus.Metric, sas []dataplane.SAIn
 		labels := []string{fmt.Sprintf("0x%08x", sa.SPI), direction(sa.Inbound), strconv.FormatUint(sa.ReqID, 10)}
 		ch <- prometheus.MustNewConstMetric(saPacketsDesc, prometheus.CounterValue, float64(sa.Packets), labels...)
 		ch <- prometheus.MustNewConstMetric(saBytesDesc, prometheus.CounterValue, float64(sa.Bytes), labels...)
+		if sa.Inbound {
+			for _, r := range []struct {
+				reason string
+				n      uint64
+			}{{"replay", sa.Replay}, {"too_old", sa.TooOld}, {"auth_failed", sa.AuthFailed}} {
+				ch <- prometheus.MustNewConstMetric(saDroppedDesc, prometheus.CounterValue, float64(r.n), append(labels, r.reason)...)
+			}
+		}
 		if !sa.LastUse.IsZero() {
 			ch <- prometheus.MustNewConstMetric(saLastUseDesc, prometheus.GaugeValue,
 				float64(sa.LastUse.UnixNano())/1e9, labels...)
