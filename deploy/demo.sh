@@ -114,6 +114,8 @@ for g in gwA gwB; do
 done
 ctl() { "$TMP/espxctl" -socket "$TMP/$1.sock" "${@:2}"; }
 echo "gwA SAs:"; ctl gwA sas
+echo "gwA security policies (espxctl policies): the trap waits for traffic"
+ctl gwA policies | sed 's/^/  /'
 
 say "ping hostA -> hostB: the first packet brings the tunnel up"
 ip netns exec "$P-hostA" ping -n -c 5 -i 0.2 203.0.113.20
