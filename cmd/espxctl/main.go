@@ -111,7 +111,7 @@ func printIKE(sas []api.IKESA) {
 
 func printSAs(sas []api.SA) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "SPI\tDIR\tREQID\tMODE\tOUTER\tTRANSFORM\tPACKETS\tBYTES\tSEQ\tAGE\tIDLE")
+	fmt.Fprintln(w, "SPI\tDIR\tREQID\tCONNECTION\tMODE\tOUTER\tTRANSFORM\tPACKETS\tBYTES\tSEQ\tAGE\tIDLE")
 	for _, s := range sas {
 		outer := "-"
 		if s.Src != "" {
@@ -128,17 +128,25 @@ func printSAs(sas []api.SA) {
 		if s.IdleSeconds >= 0 {
 			idle = (time.Duration(s.IdleSeconds) * time.Second).String()
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", s.SPI, s.Dir, s.ReqID, s.Mode, outer, tr,
+		conn := s.Conn
+		if conn == "" {
+			conn = "-" // a static SA
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", s.SPI, s.Dir, s.ReqID, conn, s.Mode, outer, tr,
 			s.Packets, s.Bytes, s.Seq, time.Duration(s.AgeSeconds)*time.Second, idle)
 	}
 	w.Flush()
 }
 
 // printSADetails prints each SA with every field, as swanctl's
-// --list-sas with details; never keys, which the daemon does not give.
+// --list-sas with details; keys only if the request asked for them.
 func printSADetails(sas []api.SA) {
 	for _, s := range sas {
-		fmt.Printf("%s %s reqid %d %s\n", s.SPI, s.Dir, s.ReqID, s.Mode)
+		fmt.Printf("%s %s reqid %d %s", s.SPI, s.Dir, s.ReqID, s.Mode)
+		if s.Conn != "" {
+			fmt.Printf(", connection %s", s.Conn)
+		}
+		fmt.Println()
 		if s.Src != "" {
 			fmt.Printf("  outer %s -> %s", s.Src, s.Dst)
 			if s.Encap {

@@ -79,6 +79,7 @@ func serveAPI(c net.Conn, dp *dataplane.Dataplane, k *ike, log *slog.Logger) {
 			switch req.Cmd {
 			case "sas":
 				resp.SAs = listSAs(dp, req.Keys)
+				k.nameSAs(resp.SAs)
 				if req.Keys {
 					log.Warn("SA keys disclosed on the control socket", "sas", len(resp.SAs))
 				}

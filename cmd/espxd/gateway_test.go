@@ -1581,6 +1581,22 @@ start-action = "trap"
 	if strings.Contains(a.log.String(), "TS_UNACCEPTABLE") || strings.Contains(a.log.String(), "refused") {
 		t.Errorf("a child SA was refused:\n%s", a.log.String())
 	}
+	// espxctl sas names each SA's connection.
+	out, err = tp.ctlErr(b, "sas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sr api.Response
+	if err := json.Unmarshal([]byte(out), &sr); err != nil {
+		t.Fatal(err)
+	}
+	conns := map[string]int{}
+	for _, sa := range sr.SAs {
+		conns[sa.Conn]++
+	}
+	if len(sr.SAs) != 4 || conns["peer"] != 2 || conns["db"] != 2 {
+		t.Errorf("gwB's SAs by connection %v:\n%s", conns, out)
+	}
 	// The control plane's Prometheus series (summed over labels).
 	m := scrape(t, tp.gwB)
 	for name, want := range map[string]float64{

@@ -784,6 +784,20 @@ func (k *ike) closeIdle(ctx context.Context, dp *dataplane.Dataplane) {
 	}
 }
 
+// nameSAs gives each SA of an IKE connection its connection's name.
+func (k *ike) nameSAs(sas []api.SA) {
+	if k == nil {
+		return
+	}
+	names := map[uint64]string{}
+	for _, c := range k.conns {
+		names[c.reqid] = c.peer.Name
+	}
+	for i := range sas {
+		sas[i].Conn = names[sas[i].ReqID]
+	}
+}
+
 // list describes the IKE SAs for espxctl.
 func (k *ike) list() []api.IKESA {
 	if k == nil {

@@ -30,6 +30,7 @@ type SA struct {
 	SPI          string `json:"spi"`
 	Dir          string `json:"dir"`
 	ReqID        uint64 `json:"reqid"`
+	Conn         string `json:"connection,omitempty"` // the IKE connection of the reqid
 	Mode         string `json:"mode"`
 	Src          string `json:"src,omitempty"`
 	Dst          string `json:"dst,omitempty"`
