@@ -173,21 +173,7 @@ func (sa *IKESA) rekeyIKE(p payloadsOf, respond func([]Payload), refuse func(Not
 		refuse(INVALID_SYNTAX, nil)
 		return
 	}
-	n := &IKESA{
-		d: sa.d, cfg: sa.cfg, spiI: binary.BigEndian.Uint64(chosen.SPI), spiR: newSPI(),
-		local: sa.local, remote: sa.remote, natLocal: sa.natLocal, natRemote: sa.natRemote,
-		prf: prf, suite: suite, keID: keID, ni: p.nonce.Data, nr: newNonce(),
-		lastHeard: sa.lastHeard, upSince: sa.d.clock.Now(), done: make(chan struct{}),
-	}
-	skeyseed := crypto.DeriveRekeySKEYSEED(sa.prf, sa.keys.SKd, gir, n.ni, n.nr)
-	clear(gir)
-	keys, err := crypto.DeriveIKEKeys(suite, skeyseed, n.ni, n.nr, n.spiI, n.spiR)
-	clear(skeyseed)
-	if err == nil {
-		n.keys = keys
-		n.logKeys()
-		n.out, n.in, err = keys.SKs(false)
-	}
+	n, err := sa.successor(false, binary.BigEndian.Uint64(chosen.SPI), newSPI(), prf, suite, keID, p.nonce.Data, newNonce(), gir)
 	if err != nil {
 		refuse(NO_PROPOSAL_CHOSEN, nil)
 		return

@@ -96,21 +96,7 @@ func (sa *IKESA) ikeRekeyResponse(raw []byte, spi uint64, ni []byte, ke crypto.K
 		abandon("bad KE", "err", err)
 		return
 	}
-	n := &IKESA{
-		d: sa.d, cfg: sa.cfg, initiator: true, spiI: spi, spiR: binary.BigEndian.Uint64(chosen.SPI),
-		local: sa.local, remote: sa.remote, natLocal: sa.natLocal, natRemote: sa.natRemote,
-		prf: prf, suite: suite, keID: keID, ni: ni, nr: p.nonce.Data,
-		lastHeard: sa.lastHeard, upSince: sa.d.clock.Now(), done: make(chan struct{}),
-	}
-	skeyseed := crypto.DeriveRekeySKEYSEED(sa.prf, sa.keys.SKd, gir, n.ni, n.nr)
-	clear(gir)
-	keys, err := crypto.DeriveIKEKeys(suite, skeyseed, n.ni, n.nr, n.spiI, n.spiR)
-	clear(skeyseed)
-	if err == nil {
-		n.keys = keys
-		n.logKeys()
-		n.out, n.in, err = keys.SKs(true)
-	}
+	n, err := sa.successor(true, spi, binary.BigEndian.Uint64(chosen.SPI), prf, suite, keID, ni, p.nonce.Data, gir)
 	if err != nil {
 		abandon("keys", "err", err)
 		return
@@ -168,4 +154,27 @@ func (sa *IKESA) settleIKECollision(ours, peer *IKESA) {
 	}
 	// Ours survives: the peer deletes its redundant SA, and we the old.
 	sa.queue = append([]func(){sa.startDeleteIKE}, sa.queue...)
+}
+
+// successor is the IKE SA that rekeying sa makes (RFC 7296 section
+// 2.18), with its keys from SKEYSEED = prf(SK_d (old), g^ir (new) | Ni |
+// Nr); initiator says whether we started the rekey. gir is cleared.
+func (sa *IKESA) successor(initiator bool, spiI, spiR uint64, prf crypto.PRF, suite crypto.IKESuite, keID crypto.KEID, ni, nr, gir []byte) (*IKESA, error) {
+	n := &IKESA{
+		d: sa.d, cfg: sa.cfg, initiator: initiator, spiI: spiI, spiR: spiR,
+		local: sa.local, remote: sa.remote, natLocal: sa.natLocal, natRemote: sa.natRemote,
+		prf: prf, suite: suite, keID: keID, ni: ni, nr: nr,
+		lastHeard: sa.lastHeard, upSince: sa.d.clock.Now(), done: make(chan struct{}),
+	}
+	skeyseed := crypto.DeriveRekeySKEYSEED(sa.prf, sa.keys.SKd, gir, ni, nr)
+	clear(gir)
+	keys, err := crypto.DeriveIKEKeys(suite, skeyseed, ni, nr, spiI, spiR)
+	clear(skeyseed)
+	if err != nil {
+		return nil, err
+	}
+	n.keys = keys
+	n.logKeys()
+	n.out, n.in, err = keys.SKs(initiator)
+	return n, err
 }
