@@ -64,10 +64,8 @@ import (
 	"github.com/espx/espx/bench/internal/harness"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -113,18 +111,8 @@ func main() {
 		os.Exit(2)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	b := &bench{opt: o, Runner: harness.Runner{Prog: "gwbench", Verbose: o.verbose}}
-	err := b.run(ctx)
-	// Teardown runs whatever happened. It does not use ctx, which a signal
-	// may have cancelled, and the signals stay caught until it is done so
-	// that a second Ctrl-C cannot cut it short (each step is bounded).
-	b.Teardown()
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "gwbench:", err)
-		os.Exit(1)
-	}
+	harness.Run("gwbench", b.run, b.Teardown)
 }
 
 // bench holds the run's state and the undo list of everything it made.

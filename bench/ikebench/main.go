@@ -9,11 +9,9 @@ import (
 	"github.com/espx/espx/bench/internal/harness"
 	"os"
 	"os/exec"
-	"os/signal"
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -110,17 +108,8 @@ func main() {
 		os.Exit(2)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	b := &bench{opt: o, Runner: harness.Runner{Prog: "ikebench", Verbose: o.verbose}}
-	err := b.run(ctx)
-	// Teardown runs whatever happened, without ctx (a signal may have
-	// cancelled it); the signals stay caught until it is done.
-	b.Teardown()
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "ikebench:", err)
-		os.Exit(1)
-	}
+	harness.Run("ikebench", b.run, b.Teardown)
 }
 
 // bench holds the run's state and the undo list of everything it made.

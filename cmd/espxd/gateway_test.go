@@ -456,22 +456,30 @@ type ctlCounters struct {
 // counters sums the daemon's per-core counters.
 func (tp *topo) counters(t *testing.T, d *daemon) map[string]uint64 {
 	t.Helper()
-	out, err := tp.ctlErr(d, "counters")
-	if err != nil {
-		t.Fatalf("espxctl counters: %v: %s", err, out)
-	}
-	var c ctlCounters
-	if err := json.Unmarshal([]byte(out), &c); err != nil {
-		t.Fatal(err)
-	}
+	cores := tp.perCore(t, d)
 	sum := map[string]uint64{}
-	for _, core := range c.Cores {
-		for k, v := range core.Counters {
+	for _, core := range cores {
+		for k, v := range core {
 			sum[k] += v
 		}
 	}
-	sum["cores"] = uint64(len(c.Cores))
+	sum["cores"] = uint64(len(cores))
 	return sum
+}
+
+// ask sends d the espxctl command cmd and returns its decoded answer and
+// the raw JSON.
+func (tp *topo) ask(t *testing.T, d *daemon, cmd string) (api.Response, string) {
+	t.Helper()
+	out, err := tp.ctlErr(d, cmd)
+	if err != nil {
+		t.Fatalf("espxctl %s: %v: %s", cmd, err, out)
+	}
+	var r api.Response
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	return r, out
 }
 
 // balanced checks that every frame a gateway received went out or was
@@ -544,14 +552,7 @@ func TestGatewayStaticTunnel(t *testing.T) {
 				t.Errorf("replayed packets decrypted: %d then %d", cb["decrypted_packets"], cb2["decrypted_packets"])
 			}
 			// The SA counts them too, as espxctl shows.
-			out, err := tp.ctlErr(b, "sas")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var r api.Response
-			if err := json.Unmarshal([]byte(out), &r); err != nil {
-				t.Fatal(err)
-			}
+			r, out := tp.ask(t, b, "sas")
 			found := false
 			for _, sa := range r.SAs {
 				if sa.SPI == "0x00001001" && sa.Dir == "in" {
@@ -1558,14 +1559,7 @@ start-action = "trap"
 			t.Fatalf("%s: %d of 3 pings answered\ngwA:\n%s\ngwB:\n%s", dst, n, a.log.String(), b.log.String())
 		}
 	}
-	out, err := tp.ctlErr(b, "ike")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r api.Response
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		t.Fatal(err)
-	}
+	r, out := tp.ask(t, b, "ike")
 	children := map[string]api.Child{}
 	for _, ike := range r.IKE {
 		for _, c := range ike.Children {
@@ -1582,14 +1576,7 @@ start-action = "trap"
 		t.Errorf("a child SA was refused:\n%s", a.log.String())
 	}
 	// espxctl sas names each SA's connection.
-	out, err = tp.ctlErr(b, "sas")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sr api.Response
-	if err := json.Unmarshal([]byte(out), &sr); err != nil {
-		t.Fatal(err)
-	}
+	sr, out := tp.ask(t, b, "sas")
 	conns := map[string]int{}
 	for _, sa := range sr.SAs {
 		conns[sa.Conn]++

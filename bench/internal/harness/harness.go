@@ -9,11 +9,28 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
 )
+
+// Run runs a harness: run with a context that SIGINT or SIGTERM cancels,
+// then teardown whatever happened. Teardown does not get that context,
+// and the signals stay caught until it is done, so that a second Ctrl-C
+// cannot cut it short (each of its steps is bounded). An error from run
+// is printed after prog's name and exits 1.
+func Run(prog string, run func(context.Context) error, teardown func()) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx)
+	teardown()
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, prog+":", err)
+		os.Exit(1)
+	}
+}
 
 // Undo is a list of what to undo at teardown, run last registered first.
 type Undo struct {
